@@ -1,0 +1,157 @@
+/*
+ * internal.h -- what the sources of libmailtls share.  BoringSSL types
+ * live here and in the .c files of this directory, never in mailtls.h.
+ * ISC license: see LICENSE.
+ */
+#ifndef MAILTLS_INTERNAL_H
+#define MAILTLS_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <openssl/ssl.h>
+
+#include "mailtls.h"
+
+#define MT_HIDDEN __attribute__((visibility("hidden")))
+#define MT_ERRLEN 512
+
+/* One certificate chain and its key. */
+struct mt_keypair {
+	CRYPTO_BUFFER **certs;   /* leaf first */
+	size_t ncerts;
+	EVP_PKEY *key;
+	int type;                /* EVP_PKEY_EC or EVP_PKEY_RSA (or other) */
+	int curve;               /* NID of the EC curve, 0 for RSA */
+};
+
+#define MT_KEYTYPES 2            /* slot 0: ECDSA (and others), slot 1: RSA */
+
+/* The keypairs served for one SNI name (name NULL: the default set). */
+struct mt_keyset {
+	char *name;                  /* lowercase; "*.x.y" for a wildcard */
+	struct mt_keypair *pairs[MT_KEYTYPES];
+};
+
+struct mt_pin {
+	int spki;                    /* 0: whole certificate, 1: public key */
+	uint8_t digest[32];
+};
+
+struct mailtls_config {
+	int refs;
+	SSL_CTX *ctx;
+	int errcode;
+	char errmsg[MT_ERRLEN];
+	int verify_mode;             /* MAILTLS_VERIFY_* */
+	int verify_mode_set;         /* 1 once set explicitly */
+	int have_ca;
+	struct mt_keyset def;
+	struct mt_keyset *sni;
+	size_t nsni;
+	int sni_strict;
+	struct mt_pin *pins;
+	size_t npins;
+	mailtls_verify_cb vcb;
+	void *varg;
+	int ciphers_set;             /* the caller chose a cipher list */
+	int min_proto, max_proto;
+};
+
+/* How a descriptor is read and written. */
+struct mt_fd {
+	int fd;
+	int sock;                    /* 1: a socket (recv/send with MSG_* flags) */
+};
+
+struct mailtls {
+	struct mailtls_config *cfg;
+	SSL *ssl;
+	struct mt_fd r, w;
+	int is_server;
+	int is_mem;
+	/* While set, the descriptor BIOs never block: sockets use MSG_DONTWAIT,
+	 * other descriptors are polled with no timeout first and written at most
+	 * PIPE_BUF bytes at a time.  Deadline calls and the relay set it, so they
+	 * can wait in poll(2) without changing descriptor flags. */
+	int nonblock;
+	BIO *mem_in, *mem_out;       /* memory transport */
+	int errcode;
+	char errmsg[MT_ERRLEN];
+	char *servername;            /* client: SNI sent (NULL: none) */
+	char **vnames;               /* client: names to verify */
+	size_t nvnames;
+	char *vhook_msg;
+	int verify_result;           /* MAILTLS_E_NONE or a MAILTLS_E_VERIFY* code */
+	int verified;
+	int has_peer_cert;
+	int handshake_done;
+	int close_sent;
+	int peer_closed;
+	int sys_eof;                 /* the read descriptor gave EOF */
+	/* facts, made on first request */
+	char *f_subject, *f_issuer, *f_cn, *f_fp, *f_serial, *f_nb, *f_na;
+};
+
+/* error.c */
+MT_HIDDEN void mt_seterr(struct mailtls *s, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+MT_HIDDEN void mt_cfg_seterr(struct mailtls_config *cfg, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+MT_HIDDEN void mt_clearerr(struct mailtls *s);
+MT_HIDDEN void mt_cfg_clearerr(struct mailtls_config *cfg);
+/* The first BoringSSL error on the thread's queue as text (queue cleared). */
+MT_HIDDEN const char *mt_ssl_errstr(char *buf, size_t len);
+/* Maps the result |ret| of an SSL_* call to the library's convention,
+ * setting the session's error; |what| names the operation. */
+MT_HIDDEN int mt_ssl_result(struct mailtls *s, int ret, const char *what);
+
+/* bio.c: descriptor BIOs that honour s->nonblock and never raise SIGPIPE. */
+MT_HIDDEN BIO *mt_bio_new(struct mailtls *s, int reading);
+MT_HIDDEN int mt_is_socket(int fd);
+
+/* deadline.c */
+/* mt_deadline sets *dl to now + secs (CLOCK_MONOTONIC). */
+MT_HIDDEN void mt_deadline(struct timespec *dl, int secs);
+/* mt_wait polls |fd| for |events| until it is ready (1) or |dl| passes
+ * (0, with MAILTLS_E_TIMEOUT set on |s|), -1 on poll failure. EINTR restarts. */
+MT_HIDDEN int mt_wait(struct mailtls *s, int fd, short events, const struct timespec *dl);
+/* mt_ms_left returns the milliseconds until |dl| (0 when passed), capped. */
+MT_HIDDEN int mt_ms_left(const struct timespec *dl);
+/* mt_drive runs |op| on |s| in non-blocking mode, waiting in poll for
+ * want codes until |dl|.  |op| returns the library convention. */
+typedef ssize_t (*mt_op)(struct mailtls *s, void *arg);
+MT_HIDDEN ssize_t mt_drive(struct mailtls *s, mt_op op, void *arg, const struct timespec *dl);
+
+/* session.c */
+MT_HIDDEN int mt_handshake_step(struct mailtls *s);
+MT_HIDDEN ssize_t mt_read_step(struct mailtls *s, void *buf, size_t len);
+MT_HIDDEN ssize_t mt_write_step(struct mailtls *s, const void *buf, size_t len);
+
+/* keypair.c */
+MT_HIDDEN struct mt_keypair *mt_keypair_load(struct mailtls_config *cfg,
+    const char *cert, size_t certlen, const char *certname,
+    const char *key, size_t keylen, const char *keyname);
+MT_HIDDEN void mt_keypair_free(struct mt_keypair *kp);
+MT_HIDDEN int mt_keypair_slot(const struct mt_keypair *kp);
+MT_HIDDEN int mt_cert_cb(SSL *ssl, void *arg);
+/* mt_read_file reads a whole file (bounded) into a NUL-terminated buffer;
+ * -1 with the error on |cfg| naming |path|. */
+MT_HIDDEN int mt_read_file(struct mailtls_config *cfg, const char *path, char **out, size_t *outlen);
+MT_HIDDEN void mt_free_secret(char *buf, size_t len);
+
+/* verify.c */
+MT_HIDDEN enum ssl_verify_result_t mt_verify_cb(SSL *ssl, uint8_t *out_alert);
+MT_HIDDEN int mt_pin_parse(const char *text, struct mt_pin *out);
+
+/* session ex_data index that maps SSL* -> struct mailtls* */
+MT_HIDDEN int mt_ex_index(void);
+MT_HIDDEN struct mailtls *mt_from_ssl(const SSL *ssl);
+
+/* util */
+MT_HIDDEN char *mt_strdup(const char *s);
+MT_HIDDEN int mt_is_ip_literal(const char *name);
+MT_HIDDEN void mt_hex(char *out, const uint8_t *in, size_t n, int upper);
+
+#endif
