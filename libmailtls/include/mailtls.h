@@ -329,9 +329,9 @@ MAILTLS_EXPORT int mailtls_set_verify_names(struct mailtls *s, const char *const
 /* mailtls_set_session (client, before the handshake) offers a session
  * saved by mailtls_get_session for resumption.  A saved session that
  * cannot be parsed is ignored (returns -1 with MAILTLS_E_TLS, the session
- * stays usable for a full handshake).  A resumed session is not verified
- * again: the library refuses to resume one that was not verified when the
- * configuration requires verification. */
+ * stays usable for a full handshake).  The peer of a resumed session is
+ * verified again, against this session's configuration and names, exactly
+ * as after a full handshake. */
 MAILTLS_EXPORT int mailtls_set_session(struct mailtls *s, const unsigned char *buf, size_t len);
 
 /* mailtls_get_session (client, after the handshake, best after a read
@@ -358,8 +358,8 @@ MAILTLS_EXPORT ssize_t mailtls_read(struct mailtls *s, void *buf, size_t len) MA
 /* mailtls_write encrypts and sends.  Returns |len| once all of it was
  * sent on a blocking descriptor; on a non-blocking one it may return a
  * smaller count (> 0) or a want code, after which the caller calls again
- * with the rest (the same first byte at the same address is not
- * required). */
+ * again: after a want code, with the same bytes (they may have moved to
+ * another address); after a short count, with the bytes not yet sent. */
 MAILTLS_EXPORT ssize_t mailtls_write(struct mailtls *s, const void *buf, size_t len) MAILTLS_WUR;
 
 /* mailtls_close sends close_notify (once; later calls return 0).  It does

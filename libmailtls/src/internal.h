@@ -90,6 +90,7 @@ struct mailtls {
 	int close_sent;
 	int peer_closed;
 	int sys_eof;                 /* the read descriptor gave EOF */
+	SSL_SESSION *last_session;   /* client: newest resumable session */
 	/* facts, made on first request */
 	char *f_subject, *f_issuer, *f_cn, *f_fp, *f_serial, *f_nb, *f_na;
 };
@@ -136,6 +137,10 @@ MT_HIDDEN struct mt_keypair *mt_keypair_load(struct mailtls_config *cfg,
 MT_HIDDEN void mt_keypair_free(struct mt_keypair *kp);
 MT_HIDDEN int mt_keypair_slot(const struct mt_keypair *kp);
 MT_HIDDEN int mt_cert_cb(SSL *ssl, void *arg);
+/* mt_keyset_find returns the keyset serving SNI |name| (exact, then
+ * wildcard), else the default set when it has a keypair and !strict. */
+MT_HIDDEN const struct mt_keyset *mt_keyset_find(const struct mailtls_config *cfg,
+    const char *name, int strict);
 /* mt_read_file reads a whole file (bounded) into a NUL-terminated buffer;
  * -1 with the error on |cfg| naming |path|. */
 MT_HIDDEN int mt_read_file(struct mailtls_config *cfg, const char *path, char **out, size_t *outlen);
@@ -144,8 +149,13 @@ MT_HIDDEN void mt_free_secret(char *buf, size_t len);
 /* verify.c */
 MT_HIDDEN enum ssl_verify_result_t mt_verify_cb(SSL *ssl, uint8_t *out_alert);
 MT_HIDDEN int mt_pin_parse(const char *text, struct mt_pin *out);
+/* mt_verify_peer checks the peer's chain per the configuration and sets
+ * s->verify_result, s->verified, s->has_peer_cert; returns 1 when the
+ * handshake may go on (verified, or verification optional). */
+MT_HIDDEN int mt_verify_peer(struct mailtls *s, uint8_t *alert);
 
 /* session ex_data index that maps SSL* -> struct mailtls* */
+MT_HIDDEN int mt_new_session_cb(SSL *ssl, SSL_SESSION *sess);
 MT_HIDDEN int mt_ex_index(void);
 MT_HIDDEN struct mailtls *mt_from_ssl(const SSL *ssl);
 
