@@ -83,6 +83,7 @@ struct mailtls {
 	char **vnames;               /* client: names to verify */
 	size_t nvnames;
 	char *vhook_msg;
+	int verify_mode;             /* in force for this session (servers: NONE unless set) */
 	int verify_result;           /* MAILTLS_E_NONE or a MAILTLS_E_VERIFY* code */
 	int verified;
 	int has_peer_cert;
@@ -156,6 +157,7 @@ MT_HIDDEN int mt_verify_peer(struct mailtls *s, uint8_t *alert);
 
 /* session ex_data index that maps SSL* -> struct mailtls* */
 MT_HIDDEN int mt_new_session_cb(SSL *ssl, SSL_SESSION *sess);
+MT_HIDDEN int mt_verify_mode(const struct mailtls *s);
 MT_HIDDEN int mt_ex_index(void);
 MT_HIDDEN struct mailtls *mt_from_ssl(const SSL *ssl);
 

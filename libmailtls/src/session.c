@@ -27,6 +27,11 @@ struct mailtls *mt_from_ssl(const SSL *ssl)
 	return SSL_get_ex_data(ssl, mt_ex_index());
 }
 
+int mt_verify_mode(const struct mailtls *s)
+{
+	return s->verify_mode;
+}
+
 static struct mailtls *session_new(struct mailtls_config *cfg, int server)
 {
 	struct mailtls *s;
@@ -47,6 +52,7 @@ static struct mailtls *session_new(struct mailtls_config *cfg, int server)
 	mailtls_config_ref(cfg);
 	s->cfg = cfg;
 	s->is_server = server;
+	s->verify_mode = server && !cfg->verify_mode_set ? MAILTLS_VERIFY_NONE : cfg->verify_mode;
 	s->r.fd = s->w.fd = -1;
 	s->verify_result = MAILTLS_E_NONE;
 	SSL_set_mode(s->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
@@ -58,11 +64,11 @@ static struct mailtls *session_new(struct mailtls_config *cfg, int server)
 			SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
 		};
 		SSL_set_accept_state(s->ssl);
-		if (cfg->verify_mode != MAILTLS_VERIFY_NONE)
-			SSL_set_custom_verify(s->ssl, modes[cfg->verify_mode], mt_verify_cb);
+		if (mt_verify_mode(s) != MAILTLS_VERIFY_NONE)
+			SSL_set_custom_verify(s->ssl, modes[mt_verify_mode(s)], mt_verify_cb);
 	} else {
 		SSL_set_connect_state(s->ssl);
-		if (cfg->verify_mode != MAILTLS_VERIFY_NONE || cfg->npins || cfg->vcb)
+		if (mt_verify_mode(s) != MAILTLS_VERIFY_NONE || cfg->npins || cfg->vcb)
 			SSL_set_custom_verify(s->ssl, SSL_VERIFY_PEER, mt_verify_cb);
 	}
 	return s;
@@ -258,7 +264,7 @@ static int after_handshake(struct mailtls *s)
 	s->handshake_done = 1;
 	if (SSL_session_reused(s->ssl) && SSL_get0_peer_certificates(s->ssl)) {
 		uint8_t alert;
-		int mode = s->cfg->verify_mode;
+		int mode = mt_verify_mode(s);
 		if ((s->is_server && mode != MAILTLS_VERIFY_NONE) ||
 		    (!s->is_server && (mode != MAILTLS_VERIFY_NONE || s->cfg->npins || s->cfg->vcb))) {
 			if (!mt_verify_peer(s, &alert)) {

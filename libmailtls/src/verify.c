@@ -96,8 +96,8 @@ static int set_names(struct mailtls *s, X509_VERIFY_PARAM *param)
 		if (mt_is_ip_literal(names[i])) {
 			if (!X509_VERIFY_PARAM_set1_ip_asc(param, names[i]))
 				return -1;
-		} else if (!(have_host ? X509_VERIFY_PARAM_add1_host(param, names[i], 0) :
-		    X509_VERIFY_PARAM_set1_host(param, names[i], 0))) {
+		} else if (!(have_host ? X509_VERIFY_PARAM_add1_host(param, names[i], strlen(names[i])) :
+		    X509_VERIFY_PARAM_set1_host(param, names[i], strlen(names[i])))) {
 			return -1;
 		} else {
 			have_host = 1;
@@ -195,7 +195,7 @@ int mt_verify_peer(struct mailtls *s, uint8_t *alert)
 	const struct mailtls_config *cfg = s->cfg;
 	STACK_OF(X509) *rest = NULL;
 	X509 *leaf = NULL;
-	int result, optional = cfg->verify_mode == MAILTLS_VERIFY_OPTIONAL && cfg->npins == 0;
+	int result, optional = s->verify_mode == MAILTLS_VERIFY_OPTIONAL && cfg->npins == 0;
 	s->verified = 0;
 	if (!chain || sk_CRYPTO_BUFFER_num(chain) == 0) {
 		s->has_peer_cert = 0;
