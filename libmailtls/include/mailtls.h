@@ -287,7 +287,9 @@ MAILTLS_EXPORT int mailtls_config_set_ticket_keys(struct mailtls_config *cfg,
  * return MAILTLS_WANT_READ / MAILTLS_WANT_WRITE.
  * |servername| (client) is sent as SNI and is the name verified, unless
  * mailtls_set_verify_names says otherwise; NULL or an IP address literal
- * sends no SNI (an address literal is still verified against IP SANs).
+ * sends no SNI (an address literal is still verified against IP SANs); a
+ * client that verifies and has neither a servername nor verify names fails
+ * verification with MAILTLS_E_VERIFY_NAME.
  * Returns NULL on failure with errno set (ENOMEM, or EINVAL when |cfg|
  * is NULL or a descriptor is negative). */
 MAILTLS_EXPORT struct mailtls *mailtls_server(struct mailtls_config *cfg, int rfd, int wfd);

@@ -84,15 +84,16 @@ int mt_ssl_result(struct mailtls *s, int ret, const char *what)
 		errno = saved;
 		return -1;
 	default:
-		/* Verification failures were classified by the verify callback. */
-		if (s->verify_result != MAILTLS_E_NONE && !s->verified && s->errcode != MAILTLS_E_NONE) {
+		if (s->errcode != MAILTLS_E_NONE) {
+			/* A callback of ours already said what went wrong. */
 			ERR_clear_error();
-			return -1;
-		}
-		if (s->errcode == MAILTLS_E_NONE || s->errcode == MAILTLS_E_TLS)
+		} else if (ERR_GET_LIB(ERR_peek_error()) == ERR_LIB_SSL &&
+		    ERR_GET_REASON(ERR_peek_error()) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+			ERR_clear_error();
+			mt_seterr(s, MAILTLS_E_VERIFY_NOCERT, "%s: the client sent no certificate", what);
+		} else {
 			mt_seterr(s, MAILTLS_E_TLS, "%s: %s", what, mt_ssl_errstr(buf, sizeof buf));
-		else
-			ERR_clear_error();
+		}
 		return -1;
 	}
 }
