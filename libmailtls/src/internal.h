@@ -157,7 +157,6 @@ MT_HIDDEN int mt_verify_peer(struct mailtls *s, uint8_t *alert);
 
 /* session ex_data index that maps SSL* -> struct mailtls* */
 MT_HIDDEN int mt_new_session_cb(SSL *ssl, SSL_SESSION *sess);
-MT_HIDDEN int mt_verify_mode(const struct mailtls *s);
 MT_HIDDEN int mt_ex_index(void);
 MT_HIDDEN struct mailtls *mt_from_ssl(const SSL *ssl);
 

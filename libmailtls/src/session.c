@@ -27,11 +27,6 @@ struct mailtls *mt_from_ssl(const SSL *ssl)
 	return SSL_get_ex_data(ssl, mt_ex_index());
 }
 
-int mt_verify_mode(const struct mailtls *s)
-{
-	return s->verify_mode;
-}
-
 static struct mailtls *session_new(struct mailtls_config *cfg, int server)
 {
 	struct mailtls *s;
@@ -64,11 +59,11 @@ static struct mailtls *session_new(struct mailtls_config *cfg, int server)
 			SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
 		};
 		SSL_set_accept_state(s->ssl);
-		if (mt_verify_mode(s) != MAILTLS_VERIFY_NONE)
-			SSL_set_custom_verify(s->ssl, modes[mt_verify_mode(s)], mt_verify_cb);
+		if (s->verify_mode != MAILTLS_VERIFY_NONE)
+			SSL_set_custom_verify(s->ssl, modes[s->verify_mode], mt_verify_cb);
 	} else {
 		SSL_set_connect_state(s->ssl);
-		if (mt_verify_mode(s) != MAILTLS_VERIFY_NONE || cfg->npins || cfg->vcb)
+		if (s->verify_mode != MAILTLS_VERIFY_NONE || cfg->npins || cfg->vcb)
 			SSL_set_custom_verify(s->ssl, SSL_VERIFY_PEER, mt_verify_cb);
 	}
 	return s;
@@ -264,7 +259,7 @@ static int after_handshake(struct mailtls *s)
 	s->handshake_done = 1;
 	if (SSL_session_reused(s->ssl) && SSL_get0_peer_certificates(s->ssl)) {
 		uint8_t alert;
-		int mode = mt_verify_mode(s);
+		int mode = s->verify_mode;
 		if ((s->is_server && mode != MAILTLS_VERIFY_NONE) ||
 		    (!s->is_server && (mode != MAILTLS_VERIFY_NONE || s->cfg->npins || s->cfg->vcb))) {
 			if (!mt_verify_peer(s, &alert)) {
