@@ -116,10 +116,13 @@ def check_consumer(exe, prefix, static, env=None, from_dir=None):
     if version != prefix.version or header != prefix.version:
         raise Failure(f"{exe}: library {version}, header {header}, installed {prefix.version}")
     real = os.path.realpath(loaded_from)
+    ldd, _ = run(["ldd", exe], env=env or clean_env(), quiet=True)
+    openssl = re.findall(r"\blib(?:ssl|crypto)\.so\.(?:3|1\.1)\b", ldd)
+    if openssl:
+        raise Failure(f"{exe} loads OpenSSL ({', '.join(openssl)}) beside BoringSSL")
     if static:
         if real != os.path.realpath(exe):
             raise Failure(f"{exe} was linked statically but took mailtls from {loaded_from}")
-        ldd, _ = run(["ldd", exe], env=clean_env())
         if "libmailtls" in ldd:
             raise Failure(f"{exe} was linked statically but needs libmailtls.so")
     else:
