@@ -15,6 +15,9 @@
 set -eu
 
 prog=deps.sh
+# Installed without Recommends; what the tests need of those is named here:
+# libc6-dev (gcc's C library headers), libnet-ssleay-perl (swaks --tls),
+# iproute2 (tests in private network namespaces bring up lo).
 packages="cmake gcc libc6-dev make pkg-config android-libboringssl-dev libcdb-dev
 libtool libtool-bin openssl gnutls-bin swaks curl postfix dovecot-imapd dovecot-pop3d
 python3 python3-dev python3-pytest python3-cryptography python3-trustme swig
