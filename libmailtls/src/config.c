@@ -52,6 +52,7 @@ struct mailtls_config *mailtls_config_new(void)
 	SSL_CTX_set_session_cache_mode(cfg->ctx, SSL_SESS_CACHE_BOTH | SSL_SESS_CACHE_NO_INTERNAL);
 	SSL_CTX_sess_set_new_cb(cfg->ctx, mt_new_session_cb);
 	SSL_CTX_set_cert_cb(cfg->ctx, mt_cert_cb, cfg);
+	SSL_CTX_set_select_certificate_cb(cfg->ctx, mt_select_cb);
 	SSL_CTX_set_tlsext_servername_callback(cfg->ctx, servername_cb);
 	SSL_CTX_set_tlsext_servername_arg(cfg->ctx, cfg);
 	/* Trust anchors need not be self-signed: tlshosts/<host>.pem may hold

@@ -337,8 +337,8 @@ const char *mailtls_servername(struct mailtls *s)
 {
 	if (!s || !s->handshake_done)
 		return NULL;
-	if (!s->is_server)
-		return s->servername;
+	/* A client's own name, or the one a server received; an address literal
+	 * is never sent, so never reported. */
 	return s->ssl ? SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name) : NULL;
 }
 

@@ -91,6 +91,7 @@ struct mailtls {
 	int close_sent;
 	int peer_closed;
 	int sys_eof;                 /* the read descriptor gave EOF */
+	int ecdsa_suites;            /* server: the client offered an ECDSA suite (TLS <= 1.2) */
 	SSL_SESSION *last_session;   /* client: newest resumable session */
 	/* facts, made on first request */
 	char *f_subject, *f_issuer, *f_cn, *f_fp, *f_serial, *f_nb, *f_na;
@@ -138,6 +139,7 @@ MT_HIDDEN struct mt_keypair *mt_keypair_load(struct mailtls_config *cfg,
 MT_HIDDEN void mt_keypair_free(struct mt_keypair *kp);
 MT_HIDDEN int mt_keypair_slot(const struct mt_keypair *kp);
 MT_HIDDEN int mt_cert_cb(SSL *ssl, void *arg);
+MT_HIDDEN enum ssl_select_cert_result_t mt_select_cb(const SSL_CLIENT_HELLO *ch);
 /* mt_keyset_find returns the keyset serving SNI |name| (exact, then
  * wildcard), else the default set when it has a keypair and !strict. */
 MT_HIDDEN const struct mt_keyset *mt_keyset_find(const struct mailtls_config *cfg,

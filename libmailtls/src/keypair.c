@@ -343,12 +343,31 @@ static uint16_t ecdsa_sigalg(int curve)
 	}
 }
 
+/* Notes, from the raw ClientHello, whether the client offered a cipher
+ * suite an ECDSA key can serve (TLS 1.2 and below tie suites to key types;
+ * the certificate callback runs too late to see the offer). */
+enum ssl_select_cert_result_t mt_select_cb(const SSL_CLIENT_HELLO *ch)
+{
+	struct mailtls *s = mt_from_ssl(ch->ssl);
+	if (!s)
+		return ssl_select_cert_success;
+	s->ecdsa_suites = 0;
+	for (size_t i = 0; i + 1 < ch->cipher_suites_len; i += 2) {
+		const SSL_CIPHER *c = SSL_get_cipher_by_value((uint16_t)(ch->cipher_suites[i] << 8 | ch->cipher_suites[i + 1]));
+		if (c && SSL_CIPHER_get_auth_nid(c) == NID_auth_ecdsa)
+			s->ecdsa_suites = 1;
+	}
+	return ssl_select_cert_success;
+}
+
 /* Whether the client accepts signatures from an ECDSA key on |curve|. */
-static int client_takes_ecdsa(SSL *ssl, int curve)
+static int client_takes_ecdsa(SSL *ssl, const struct mailtls *s, int curve)
 {
 	const uint16_t *algs;
 	size_t n = SSL_get0_peer_verify_algorithms(ssl, &algs);
 	int tls13 = SSL_version(ssl) >= TLS1_3_VERSION;
+	if (!tls13 && !s->ecdsa_suites)
+		return 0;
 	if (n == 0)
 		return !tls13;   /* before TLS 1.2, ECDSA with SHA-1 is implied */
 	for (size_t i = 0; i < n; i++) {
@@ -379,7 +398,7 @@ int mt_cert_cb(SSL *ssl, void *arg)
 		return 0;
 	}
 	kp = ks->pairs[0];
-	if (!kp || (kp->type == EVP_PKEY_EC && ks->pairs[1] && !client_takes_ecdsa(ssl, kp->curve)))
+	if (!kp || (kp->type == EVP_PKEY_EC && ks->pairs[1] && !client_takes_ecdsa(ssl, s, kp->curve)))
 		kp = ks->pairs[1] ? ks->pairs[1] : ks->pairs[0];
 	if (!SSL_set_chain_and_key(ssl, kp->certs, kp->ncerts, kp->key, NULL)) {
 		mt_seterr(s, MAILTLS_E_NOMEM, "handshake: out of memory");

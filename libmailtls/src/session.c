@@ -63,7 +63,7 @@ static struct mailtls *session_new(struct mailtls_config *cfg, int server)
 			SSL_set_custom_verify(s->ssl, modes[s->verify_mode], mt_verify_cb);
 	} else {
 		SSL_set_connect_state(s->ssl);
-		if (s->verify_mode != MAILTLS_VERIFY_NONE || cfg->npins || cfg->vcb)
+		if (s->verify_mode != MAILTLS_VERIFY_NONE || cfg->npins)
 			SSL_set_custom_verify(s->ssl, SSL_VERIFY_PEER, mt_verify_cb);
 	}
 	return s;
@@ -261,7 +261,7 @@ static int after_handshake(struct mailtls *s)
 		uint8_t alert;
 		int mode = s->verify_mode;
 		if ((s->is_server && mode != MAILTLS_VERIFY_NONE) ||
-		    (!s->is_server && (mode != MAILTLS_VERIFY_NONE || s->cfg->npins || s->cfg->vcb))) {
+		    (!s->is_server && (mode != MAILTLS_VERIFY_NONE || s->cfg->npins))) {
 			if (!mt_verify_peer(s, &alert)) {
 				SSL_send_fatal_alert(s->ssl, alert);
 				return -1;

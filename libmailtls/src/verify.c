@@ -71,8 +71,8 @@ static int classify(int x509err)
 	case X509_V_ERR_CERT_NOT_YET_VALID:
 		return MAILTLS_E_VERIFY_EXPIRED;
 	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
 		return MAILTLS_E_VERIFY_SELFSIGNED;
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:   /* a chain to a root nobody trusts */
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
 	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
@@ -82,52 +82,91 @@ static int classify(int x509err)
 	}
 }
 
-static int set_names(struct mailtls *s, X509_VERIFY_PARAM *param)
+/* The leaf has a dNSName; then its subject CN does not count (RFC 6125). */
+static int has_dns_san(X509 *leaf)
+{
+	GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+	int found = 0;
+	for (size_t i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++)
+		if (sk_GENERAL_NAME_value(gens, i)->type == GEN_DNS)
+			found = 1;
+	GENERAL_NAMES_free(gens);
+	return found;
+}
+
+/* |pattern| from a certificate against |name|: equal ignoring case, or
+ * "*.rest" covering exactly one more leftmost label, never a bare "*.tld". */
+static int host_match(const char *pattern, const char *name)
+{
+	const char *dot;
+	if (!strncmp(pattern, "*.", 2)) {
+		dot = strchr(name, '.');
+		return dot && dot != name && strchr(pattern + 2, '.') && !strcasecmp(pattern + 1, dot);
+	}
+	return !strcasecmp(pattern, name);
+}
+
+static int cn_matches(X509 *leaf, const char *name)
+{
+	X509_NAME *subj = X509_get_subject_name(leaf);
+	int i = -1, last = -1, ok = 0;
+	unsigned char *utf8 = NULL;
+	int len;
+	while ((i = X509_NAME_get_index_by_NID(subj, NID_commonName, i)) >= 0)
+		last = i;
+	if (last < 0)
+		return 0;
+	len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, last)));
+	if (len > 0 && memchr(utf8, 0, (size_t)len) == NULL)
+		ok = host_match((const char *)utf8, name);
+	OPENSSL_free(utf8);
+	return ok;
+}
+
+static int name_matches(X509 *leaf, const char *name)
+{
+	if (mt_is_ip_literal(name))
+		return X509_check_ip_asc(leaf, name, 0) == 1;
+	if (X509_check_host(leaf, name, strlen(name),
+	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT, NULL) == 1)
+		return 1;
+	return !has_dns_san(leaf) && cn_matches(leaf, name);
+}
+
+/* A client's names: any one of them must be in the certificate. */
+static int check_names(struct mailtls *s, X509 *leaf)
 {
 	const char *const *names = (const char *const *)s->vnames;
 	size_t n = s->nvnames;
-	int have_host = 0;
 	if (n == 0 && s->servername) {
 		names = (const char *const *)&s->servername;
 		n = 1;
 	}
-	X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-	for (size_t i = 0; i < n; i++) {
-		if (mt_is_ip_literal(names[i])) {
-			if (!X509_VERIFY_PARAM_set1_ip_asc(param, names[i]))
-				return -1;
-		} else if (!(have_host ? X509_VERIFY_PARAM_add1_host(param, names[i], strlen(names[i])) :
-		    X509_VERIFY_PARAM_set1_host(param, names[i], strlen(names[i])))) {
-			return -1;
-		} else {
-			have_host = 1;
-		}
+	if (n == 0) {
+		mt_seterr(s, MAILTLS_E_VERIFY_NAME, "verify: no name to check the certificate against");
+		return MAILTLS_E_VERIFY_NAME;
 	}
-	return (int)n;
+	for (size_t i = 0; i < n; i++)
+		if (name_matches(leaf, names[i]))
+			return MAILTLS_E_NONE;
+	mt_seterr(s, MAILTLS_E_VERIFY_NAME, "verify: the server certificate does not name %.200s%s",
+	    names[0], n > 1 ? " or the other names checked" : "");
+	return MAILTLS_E_VERIFY_NAME;
 }
 
-/* Chain, dates and names.  Returns MAILTLS_E_NONE or a verify category,
+/* Chain, dates, then names.  Returns MAILTLS_E_NONE or a verify category,
  * with the message on |s|. */
 static int check_chain(struct mailtls *s, X509 *leaf, STACK_OF(X509) *rest)
 {
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
-	int rc = MAILTLS_E_VERIFY, named = 0;
+	int rc = MAILTLS_E_VERIFY;
 	if (!ctx || !X509_STORE_CTX_init(ctx, SSL_CTX_get_cert_store(s->cfg->ctx), leaf, rest)) {
 		mt_seterr(s, MAILTLS_E_NOMEM, "verify: out of memory");
 		goto out;
 	}
 	X509_STORE_CTX_set_default(ctx, s->is_server ? "ssl_client" : "ssl_server");
-	if (!s->is_server && (named = set_names(s, X509_STORE_CTX_get0_param(ctx))) < 0) {
-		mt_seterr(s, MAILTLS_E_NOMEM, "verify: out of memory");
-		goto out;
-	}
-	if (!s->is_server && named == 0) {
-		mt_seterr(s, MAILTLS_E_VERIFY_NAME, "verify: no name to check the certificate against");
-		rc = MAILTLS_E_VERIFY_NAME;
-		goto out;
-	}
 	if (X509_verify_cert(ctx) == 1) {
-		rc = MAILTLS_E_NONE;
+		rc = s->is_server ? MAILTLS_E_NONE : check_names(s, leaf);
 	} else {
 		int e = X509_STORE_CTX_get_error(ctx);
 		rc = classify(e);
@@ -224,7 +263,7 @@ int mt_verify_peer(struct mailtls *s, uint8_t *alert)
 		result = check_chain(s, leaf, rest);
 	}
 hook:
-	if (cfg->vcb) {
+	if (cfg->vcb && (s->is_server || s->verify_mode != MAILTLS_VERIFY_NONE)) {
 		int before = result;
 		result = run_hook(s, chain, result) == 0 ? MAILTLS_E_NONE :
 		    (s->errcode == MAILTLS_E_NOMEM ? MAILTLS_E_VERIFY : MAILTLS_E_VERIFY_HOOK);
