@@ -388,7 +388,8 @@ MAILTLS_EXPORT int mailtls_write_fd(struct mailtls *s);
  * MAILTLS_E_TIMEOUT.  They work on blocking and non-blocking descriptors
  * alike and never change their flags.  EINTR restarts the wait with the
  * time that is left.  Return values as the calls without a deadline;
- * never a want code. */
+ * never a want code.  |secs| <= 0 allows no waiting at all: only what can
+ * be done at once is done.  This holds for every |secs| argument below. */
 MAILTLS_EXPORT int mailtls_handshake_timeout(struct mailtls *s, int secs) MAILTLS_WUR;
 MAILTLS_EXPORT ssize_t mailtls_timeoutread(int secs, struct mailtls *s, void *buf, size_t len) MAILTLS_WUR;
 /* mailtls_timeoutwrite returns |len| once all was sent, or -1. */

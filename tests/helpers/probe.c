@@ -243,7 +243,12 @@ static int client(void)
 		load_session(s);
 	if (starttls) {
 		struct mailtls_starttls_info info;
-		int proto = !strcmp(starttls, "smtp") ? MAILTLS_SMTP : !strcmp(starttls, "pop3") ? MAILTLS_POP3 : MAILTLS_IMAP;
+		int proto = !strcmp(starttls, "smtp") ? MAILTLS_SMTP : !strcmp(starttls, "pop3") ? MAILTLS_POP3 :
+		    !strcmp(starttls, "imap") ? MAILTLS_IMAP : 0;
+		if (!proto) {
+			fprintf(stderr, "probe: usage: --starttls smtp|pop3|imap\n");
+			return 100;
+		}
 		r = mailtls_starttls_client(s, proto, ehlo, timeout_secs, &info);
 		printf("greeting_code=%d\nehlo_code=%d\nstarttls_code=%d\nused_helo=%d\n", info.greeting_code,
 		    info.ehlo_code, info.starttls_code, info.used_helo);
