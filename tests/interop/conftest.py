@@ -278,7 +278,7 @@ class Probe:
 def pki(tmp_path_factory):
     d = os.environ.get("MAILTLS_TEST_PKI")
     if d:
-        d = Path(d)
+        d = Path(d).resolve()       # processes run in their own temporary directory
         if not (d / "ca.pem").is_file():
             pytest.fail(f"MAILTLS_TEST_PKI={d} holds no ca.pem: did the ctest fixture pki_setup run?")
         return d
@@ -312,4 +312,4 @@ def probe(procs):
     path = os.environ.get("MAILTLS_PROBE")
     if not path or not os.access(path, os.X_OK):
         pytest.fail(f"MAILTLS_PROBE={path!r} is not an executable mailtls-probe; run through ctest")
-    return Probe(path, procs)
+    return Probe(str(Path(path).resolve()), procs)
