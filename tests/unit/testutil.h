@@ -41,4 +41,16 @@ void tu_set_nonblock(int fd, int on);
 
 /* tu_tmpdir makes a fresh private temporary directory. */
 const char *tu_tmpdir(void);
+
+/* SHA-256 (FIPS 180-4) for the tests, which link
+ * only mailtls.h, not BoringSSL. */
+struct tu_sha256 {
+	unsigned int h[8];
+	unsigned long long n;        /* bytes hashed */
+	unsigned char buf[64];
+	size_t fill;
+};
+void tu_sha256_init(struct tu_sha256 *c);
+void tu_sha256_update(struct tu_sha256 *c, const void *data, size_t len);
+void tu_sha256_final(struct tu_sha256 *c, unsigned char out[32]);
 #endif
