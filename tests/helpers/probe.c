@@ -276,6 +276,8 @@ static int client(void)
 			if (send_text || sess_out)
 				break;
 		}
+		if (n < 0)
+			return fail(s, "error");
 		fflush(stdout);
 	}
 	if (sess_out)
