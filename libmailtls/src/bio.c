@@ -57,7 +57,6 @@ static int bio_read(BIO *b, char *out, int len)
 		break;
 	}
 	if (n == 0) {
-		s->sys_eof = 1;
 		errno = 0;
 		return 0;
 	}

@@ -75,7 +75,8 @@ int mt_ssl_result(struct mailtls *s, int ret, const char *what)
 		return 0;
 	case SSL_ERROR_SYSCALL:
 		ERR_clear_error();
-		if (s->sys_eof || saved == 0) {
+		/* The descriptor BIO leaves errno 0 at end of file. */
+		if (saved == 0) {
 			mt_seterr(s, MAILTLS_E_TRUNCATED, "%s: connection closed by peer without close_notify", what);
 		} else {
 			errno = saved;

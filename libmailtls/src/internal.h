@@ -90,7 +90,6 @@ struct mailtls {
 	int handshake_done;
 	int close_sent;
 	int peer_closed;
-	int sys_eof;                 /* the read descriptor gave EOF */
 	int ecdsa_suites;            /* server: the client offered an ECDSA suite (TLS <= 1.2) */
 	SSL_SESSION *last_session;   /* client: newest resumable session */
 	/* facts, made on first request */

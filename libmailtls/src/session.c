@@ -325,7 +325,11 @@ ssize_t mt_write_step(struct mailtls *s, const void *buf, size_t len)
 	if (r > 0)
 		return r;
 	r = mt_ssl_result(s, r, "write");
-	return r == 0 ? -1 : r;
+	if (r == 0) {
+		mt_seterr(s, MAILTLS_E_TLS, "write: the peer closed the session");
+		return -1;
+	}
+	return r;
 }
 
 ssize_t mailtls_write(struct mailtls *s, const void *buf, size_t len)
