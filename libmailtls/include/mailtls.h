@@ -188,6 +188,11 @@ MAILTLS_EXPORT int mailtls_config_add_keypair_file(struct mailtls_config *cfg,
 MAILTLS_EXPORT int mailtls_config_add_sni_keypair_file(struct mailtls_config *cfg,
     const char *name, const char *certfile, const char *keyfile) MAILTLS_WUR;
 
+/* mailtls_config_add_sni_keypair_mem is the same with PEM text in memory
+ * (|key| NULL: the key is in |cert|); the library copies what it needs. */
+MAILTLS_EXPORT int mailtls_config_add_sni_keypair_mem(struct mailtls_config *cfg, const char *name,
+    const char *cert, size_t certlen, const char *key, size_t keylen) MAILTLS_WUR;
+
 /* mailtls_config_set_sni_strict(cfg, 1) makes a server refuse (alert
  * unrecognized_name) a handshake whose SNI matches no SNI keypair, and one
  * without SNI when there is no default keypair.  Default 0. */
@@ -314,6 +319,16 @@ MAILTLS_EXPORT void mailtls_mem_feed_eof(struct mailtls *s);
  * reference on the configuration.  It sends nothing: call mailtls_close
  * first for a clean end.  NULL is ignored. */
 MAILTLS_EXPORT void mailtls_free(struct mailtls *s);
+
+/* mailtls_release_config, after the handshake, drops the session's
+ * reference to its configuration.  When that was the last reference (the
+ * caller freed its own), the configuration's certificates and private keys
+ * are freed and their memory cleansed: a long-lived relay process then holds
+ * no private key.  Reading, writing, closing, the relay and the facts keep
+ * working; mailtls_set_session and anything that needs the configuration
+ * fail with MAILTLS_E_USAGE.  Returns -1 (MAILTLS_E_USAGE) before the
+ * handshake is done. */
+MAILTLS_EXPORT int mailtls_release_config(struct mailtls *s) MAILTLS_WUR;
 
 /* mailtls_error returns the message of the session's last error ("" when
  * none); mailtls_errcode its category (enum mailtls_errcode). */

@@ -272,18 +272,11 @@ static int valid_sni_name(const char *name)
 	return 1;
 }
 
-int mailtls_config_add_sni_keypair_file(struct mailtls_config *cfg, const char *name,
-    const char *certfile, const char *keyfile)
+/* Puts |kp| (NULL: loading failed, error on |cfg|) under SNI |name|. */
+static int sni_put(struct mailtls_config *cfg, const char *name, struct mt_keypair *kp)
 {
-	struct mt_keypair *kp;
 	struct mt_keyset *ks = NULL, *v;
-	mt_cfg_clearerr(cfg);
-	if (!name || !valid_sni_name(name)) {
-		mt_cfg_seterr(cfg, MAILTLS_E_USAGE, "SNI name \"%s\" is not a host name or *.name",
-		    name ? name : "(null)");
-		return -1;
-	}
-	if (!(kp = load_files(cfg, certfile, keyfile)))
+	if (!kp)
 		return -1;
 	for (size_t i = 0; i < cfg->nsni; i++)
 		if (!strcasecmp(cfg->sni[i].name, name))
@@ -307,6 +300,37 @@ nomem:
 	mt_keypair_free(kp);
 	mt_cfg_seterr(cfg, MAILTLS_E_NOMEM, "out of memory");
 	return -1;
+}
+
+static int check_sni_name(struct mailtls_config *cfg, const char *name)
+{
+	mt_cfg_clearerr(cfg);
+	if (!name || !valid_sni_name(name)) {
+		mt_cfg_seterr(cfg, MAILTLS_E_USAGE, "SNI name \"%s\" is not a host name or *.name",
+		    name ? name : "(null)");
+		return -1;
+	}
+	return 0;
+}
+
+int mailtls_config_add_sni_keypair_file(struct mailtls_config *cfg, const char *name,
+    const char *certfile, const char *keyfile)
+{
+	if (check_sni_name(cfg, name) < 0)
+		return -1;
+	return sni_put(cfg, name, load_files(cfg, certfile, keyfile));
+}
+
+int mailtls_config_add_sni_keypair_mem(struct mailtls_config *cfg, const char *name,
+    const char *cert, size_t certlen, const char *key, size_t keylen)
+{
+	if (check_sni_name(cfg, name) < 0)
+		return -1;
+	if (!cert) {
+		mt_cfg_seterr(cfg, MAILTLS_E_USAGE, "no certificate");
+		return -1;
+	}
+	return sni_put(cfg, name, mt_keypair_load(cfg, cert, certlen, "certificate", key, keylen, "key"));
 }
 
 static int has_pair(const struct mt_keyset *ks)

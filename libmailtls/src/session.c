@@ -221,6 +221,18 @@ void mailtls_free(struct mailtls *s)
 	free(s);
 }
 
+int mailtls_release_config(struct mailtls *s)
+{
+	mt_clearerr(s);
+	if (!s->handshake_done) {
+		mt_seterr(s, MAILTLS_E_USAGE, "the configuration is released after the handshake");
+		return -1;
+	}
+	mailtls_config_free(s->cfg);
+	s->cfg = NULL;
+	return 0;
+}
+
 int mailtls_set_verify_names(struct mailtls *s, const char *const *names, size_t n)
 {
 	char **v = NULL;

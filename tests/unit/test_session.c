@@ -236,6 +236,37 @@ static void test_memory_transport(void)
 	mailtls_config_free(cc);
 }
 
+/* A relay-style process drops its configuration (and so every private
+ * key) after the handshake, and the session goes on. */
+static void test_release_config(void)
+{
+	struct mailtls_config *sc = tu_server_config("server-ec.pem", "server-ec.key");
+	struct mailtls_config *cc = tu_client_config();
+	struct mailtls *s, *c;
+	int sv[2];
+	char buf[16];
+	unsigned char sess[8];
+	pair(sc, cc, "localhost", &s, &c, sv);
+	CHECK_EQ(mailtls_release_config(s), -1);
+	CHECK_EQ(mailtls_errcode(s), MAILTLS_E_USAGE);
+	CHECK_OK(c, tu_handshake_pair(c, s, NULL));
+	mailtls_config_free(sc);
+	mailtls_config_free(cc);
+	CHECK_OK(s, mailtls_release_config(s));
+	CHECK_OK(c, mailtls_release_config(c));
+	CHECK_OK(s, mailtls_write(s, "after", 5));
+	CHECK_EQ(mailtls_read(c, buf, sizeof buf), 5);
+	CHECK(mailtls_peer_verified(c));
+	CHECK(mailtls_cipher(s) != NULL);
+	CHECK_EQ(mailtls_set_session(c, sess, sizeof sess), -1);
+	CHECK_OK(s, mailtls_close(s));
+	CHECK_EQ(mailtls_read(c, buf, sizeof buf), 0);
+	mailtls_free(s);
+	mailtls_free(c);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	RUN(test_basic_exchange);
@@ -244,5 +275,6 @@ int main(void)
 	RUN(test_pipes);
 	RUN(test_handshake_timeout);
 	RUN(test_memory_transport);
+	RUN(test_release_config);
 	return 0;
 }
