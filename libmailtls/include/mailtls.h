@@ -450,8 +450,10 @@ struct mailtls_relay_result {
  * plain_rfd == plain_wfd), close() when it is not a socket and
  * MAILTLS_RELAY_OWN_FDS is given (the one case where the library closes a
  * descriptor), and nothing otherwise; then it keeps reading plain_rfd
- * until EOF.  A plaintext side whose write end fails with EPIPE counts as
- * finished in that direction.
+ * until EOF.  A plaintext side that no longer reads (a write fails with
+ * EPIPE, or poll reports a pipe without reader even before anything is
+ * written) counts as finished in that direction: a server's relay ends
+ * when its program has exited and the peer sent nothing more.
  *
  * |idle_secs| > 0 ends the relay when no byte moved in either direction
  * for that long; 0 waits forever.  Bytes already decrypted inside the TLS

@@ -47,7 +47,9 @@
  *    truncation the plaintext->TLS direction goes on (the peer may only
  *    have half-closed); after a TLS error (alert, bad record, reset) the
  *    session is unusable and that direction ends too.
- *  - plain_wfd fails with EPIPE: the plaintext reader is gone, nothing
+ *  - plain_wfd fails with EPIPE, or polls POLLERR (a pipe without reader;
+ *    POLLHUP for a socket shut both ways), even with nothing to write: the
+ *    plaintext reader is gone, nothing
  *    more can be delivered, so the TLS->plaintext direction is finished
  *    without an error: the relay stops reading TLS (undelivered decrypted
  *    bytes are dropped; they could go nowhere), shuts plain_wfd as at a
@@ -461,6 +463,15 @@ static void clear_if_fired(struct pollset *ps, struct relay *r, int *w)
 		}
 }
 
+/* The plaintext side no longer reads: like EPIPE (see the top comment). */
+static int reader_gone(const struct pollset *ps, const struct relay *r)
+{
+	for (int i = 0; i < ps->n; i++)
+		if (ps->p[i].fd == r->pw)
+			return (ps->p[i].revents & (r->pw_sock ? POLLHUP : POLLERR)) != 0;
+	return 0;
+}
+
 static long long now_ms(void)
 {
 	struct timespec ts;
@@ -598,6 +609,11 @@ int mailtls_relay(struct mailtls *s, int plain_rfd, int plain_wfd, int flags,
 			ps_add_wait(&ps, &r, r.pr_wait);
 		if (!r.up_done)
 			ps_add_wait(&ps, &r, r.wr_wait);
+		/* Watched even with nothing to write: poll reports POLLERR on a pipe
+		 * whose reader is gone (POLLHUP on a socket closed both ways), so a
+		 * program that exited ends this direction without a peer byte. */
+		if (!r.down_done)
+			ps_add(&ps, r.pw, 0);
 		ms = idle_ms_left(last, idle_secs);
 		if (ps.n == 0 && ms < 0) {
 			/* Cannot happen: an unfinished direction always waits on something. */
@@ -621,6 +637,8 @@ int mailtls_relay(struct mailtls *s, int plain_rfd, int plain_wfd, int flags,
 			}
 			continue;
 		}
+		if (!r.down_done && reader_gone(&ps, &r))
+			finish_down(&r);
 		clear_if_fired(&ps, &r, &r.rd_wait);
 		clear_if_fired(&ps, &r, &r.pw_wait);
 		clear_if_fired(&ps, &r, &r.pr_wait);

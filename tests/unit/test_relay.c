@@ -981,6 +981,56 @@ static void test_pending_first(void)
 	close(p[1]);
 }
 
+/* A server's program exits while the client stays connected and silent:
+ * the relay sees EOF from the program and a stdin pipe without reader, so it
+ * sends close_notify and returns instead of waiting for the client. */
+struct exit_relay {
+	struct mailtls *s;
+	int pr, pw;
+	int ret;
+	struct mailtls_relay_result res;
+};
+
+static void *exit_relay_main(void *arg)
+{
+	struct exit_relay *e = arg;
+	e->ret = mailtls_relay(e->s, e->pr, e->pw, MAILTLS_RELAY_OWN_FDS, 0, &e->res);
+	return NULL;
+}
+
+static void test_program_exit_ends_relay(void)
+{
+	int sv[2], to_prog[2], from_prog[2];
+	struct exit_relay e;
+	pthread_t th;
+	char buf[64];
+	struct mailtls *c;
+	signal(SIGPIPE, SIG_IGN);
+	tu_socketpair(sv);
+	CHECK(pipe(to_prog) == 0 && pipe(from_prog) == 0);
+	memset(&e, 0, sizeof e);
+	e.s = mailtls_server(g_scfg, sv[0], sv[0]);
+	e.pr = from_prog[0];
+	e.pw = to_prog[1];
+	c = mailtls_client(g_ccfg, sv[1], sv[1], "localhost");
+	CHECK(e.s && c);
+	CHECK(pthread_create(&th, NULL, exit_relay_main, &e) == 0);
+	CHECK_OK(c, mailtls_handshake(c));
+	CHECK(write(from_prog[1], "221 bye\r\n", 9) == 9);
+	close(from_prog[1]);   /* the program exits: its stdout and stdin close */
+	close(to_prog[0]);
+	CHECK_EQ(mailtls_timeoutread(10, c, buf, sizeof buf), 9);
+	CHECK_EQ(mailtls_timeoutread(10, c, buf, sizeof buf), 0);   /* close_notify */
+	pthread_join(th, NULL);   /* the client never closed: the relay ended anyway */
+	CHECK_EQ(e.ret, 0);
+	CHECK_EQ(e.res.reason, MAILTLS_RELAY_DONE);
+	CHECK_EQ(e.res.plain_to_tls, 9);
+	mailtls_free(e.s);
+	mailtls_free(c);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	double t0 = now();
@@ -996,6 +1046,7 @@ int main(void)
 	RUN(test_sha256);
 	RUN(test_memory_session);
 	RUN(test_pending_first);
+	RUN(test_program_exit_ends_relay);
 	RUN(test_half_close);
 	RUN(test_truncation);
 	RUN(test_idle);
