@@ -1,0 +1,248 @@
+/* conn.c -- one connection, in the forked child: names, rules, the
+ * environment, the TLS handshake with a deadline, then the program on
+ * plaintext pipes with this process as the relay.  Exits with the
+ * program's status (or dies of its signal), 100 when the rules deny, 111
+ * on a temporary failure. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rules.h"
+#include "tcpserver-ssl.h"
+
+extern char **environ;
+
+static void setenv_or_die(const char *name, const char *value)
+{
+	if (setenv(name, value, 1) < 0)
+		fatal(111, "out of memory");
+}
+
+static void set_var(const char *proto, const char *suffix, const char *value)
+{
+	char name[32];
+	snprintf(name, sizeof name, "%s%s", proto, suffix);
+	if (value)
+		setenv_or_die(name, value);
+	else
+		unsetenv(name);
+}
+
+/* tcpserver's variables; the IPv6 patch names them TCP6* for an IPv6 client. */
+static void tcp_env(const struct conninfo *ci, const char *lhost, const char *rhost, const char *rinfo)
+{
+	const char *p = ci->v6 ? "TCP6" : "TCP";
+	char lport[16], rport[16];
+	snprintf(lport, sizeof lport, "%u", ci->localport);
+	snprintf(rport, sizeof rport, "%u", ci->remoteport);
+	setenv_or_die("PROTO", p);
+	set_var(p, "LOCALHOST", lhost);
+	set_var(p, "LOCALIP", ci->localip);
+	set_var(p, "LOCALPORT", lport);
+	set_var(p, "REMOTEHOST", rhost);
+	set_var(p, "REMOTEIP", ci->remoteip);
+	set_var(p, "REMOTEPORT", rport);
+	set_var(p, "REMOTEINFO", rinfo);
+}
+
+/* "NAME=value\0..." blocks (rules, TLS facts) into the environment. */
+static void put_block(const char *b, size_t len)
+{
+	const char *end = b + len;
+	while (b < end && *b) {
+		size_t n = strnlen(b, (size_t)(end - b));
+		const char *eq = memchr(b, '=', n);
+		char name[256];
+		if (eq && (size_t)(eq - b) < sizeof name && eq != b) {
+			memcpy(name, b, (size_t)(eq - b));
+			name[eq - b] = 0;
+			setenv_or_die(name, eq + 1);
+		}
+		b += n + 1;
+	}
+}
+
+static void tls_env(struct mailtls *s)
+{
+	ssize_t n = mailtls_env(s, NULL, 0);
+	char *b = n > 0 ? malloc((size_t)n) : NULL;
+	if (!b || mailtls_env(s, b, (size_t)n) != n)
+		fatal(111, "out of memory");
+	put_block(b, (size_t)n);
+	free(b);
+}
+
+static void log_tls(struct mailtls *s)
+{
+	char client[600];
+	const char *sni = mailtls_servername(s);
+	char esni[300];
+	if (!log_verbose())
+		return;
+	if (!mailtls_peer_has_cert(s))
+		snprintf(client, sizeof client, "none");
+	else if (mailtls_peer_verified(s))
+		snprintf(client, sizeof client, "verified:%s", mailtls_peer_subject(s));
+	else
+		snprintf(client, sizeof client, "unverified:%s",
+		    mailtls_errcode_name(mailtls_peer_verify_result(s)));
+	if (!sni || mailtls_escape(esni, sizeof esni, sni, strlen(sni)) < 0)
+		snprintf(esni, sizeof esni, "-");
+	log_status("tls %ld %s %s sni=%s client=%s%s", (long)getpid(), mailtls_protocol(s),
+	    mailtls_cipher(s), esni, client, mailtls_session_reused(s) ? " resumed" : "");
+}
+
+/* Starts the program with |in| as its fd 0 and |out| as fd 1, by
+ * posix_spawn, whose cost does not grow with this process's size. */
+static pid_t start_prog(char **prog, int in, int out)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t def, none;
+	pid_t pid;
+	int e;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, in, 0);
+	posix_spawn_file_actions_adddup2(&fa, out, 1);
+	posix_spawnattr_init(&at);
+	sigemptyset(&def);
+	sigaddset(&def, SIGPIPE);
+	sigemptyset(&none);
+	posix_spawnattr_setsigdefault(&at, &def);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+	e = posix_spawnp(&pid, prog[0], &fa, &at, prog, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	if (e) {
+		errno = e;
+		return -1;
+	}
+	return pid;
+}
+
+/* Pass the program's end on as this process's own: its exit code, or its
+ * signal (without a core file of ours). */
+static void exit_like(int st)
+{
+	if (WIFSIGNALED(st)) {
+		struct rlimit rl = { 0, 0 };
+		int sig = WTERMSIG(st);
+		setrlimit(RLIMIT_CORE, &rl);
+		signal(sig, SIG_DFL);
+		raise(sig);
+	}
+	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 111);
+}
+
+static void run_plain(const struct opts *o, struct conninfo *ci)
+{
+	if (o->banner && write(ci->fd, o->banner, strlen(o->banner)) < 0)
+		_exit(111);
+	if (dup2(ci->fd, 0) < 0 || dup2(ci->fd, 1) < 0)
+		fatal(111, "unable to set up descriptors: %s", strerror(errno));
+	signal(SIGPIPE, SIG_DFL);
+	execvp(o->prog[0], o->prog);
+	fatal(111, "unable to run %s: %s", o->prog[0], strerror(errno));
+}
+
+static void run_tls(const struct opts *o, struct mailtls_config *cfg, struct conninfo *ci)
+{
+	struct mailtls *s = mailtls_server(cfg, ci->fd, ci->fd);
+	struct mailtls_relay_result res;
+	int to_prog[2], from_prog[2], st;
+	pid_t pid;
+	if (!s)
+		fatal(111, "unable to make a TLS session: %s", strerror(errno));
+	if (mailtls_handshake_timeout(s, o->hs_timeout) < 0) {
+		log_error("tls failed %ld %s: %s", (long)getpid(), mailtls_errcode_name(mailtls_errcode(s)),
+		    mailtls_error(s));
+		_exit(111);
+	}
+	log_tls(s);
+	tls_env(s);
+	/* No private key stays in the process that lives as long as the session. */
+	if (mailtls_release_config(s) < 0)
+		_exit(111);
+	mailtls_config_free(cfg);
+	if (o->banner && mailtls_timeoutwrite(o->hs_timeout, s, o->banner, strlen(o->banner)) < 0)
+		_exit(111);
+	if (pipe2(to_prog, O_CLOEXEC) < 0 || pipe2(from_prog, O_CLOEXEC) < 0)
+		fatal(111, "unable to create pipes: %s", strerror(errno));
+	pid = start_prog(o->prog, to_prog[0], from_prog[1]);
+	if (pid < 0)
+		fatal(111, "unable to run %s: %s", o->prog[0], strerror(errno));
+	close(to_prog[0]);
+	close(from_prog[1]);
+	if (mailtls_relay(s, from_prog[0], to_prog[1], MAILTLS_RELAY_OWN_FDS, 0, &res) < 0 &&
+	    mailtls_errcode(s) != MAILTLS_E_TRUNCATED)
+		log_error("relay %ld: %s", (long)getpid(), mailtls_error(s));
+	mailtls_free(s);
+	close(ci->fd);
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			_exit(111);
+	exit_like(st);
+}
+
+void conn_serve(const struct opts *o, struct mailtls_config *cfg, struct conninfo *ci)
+{
+	char lhost[256], rhost[256], rinfo[256], where[1024];
+	const char *lh = o->localname, *rh = NULL, *ri = NULL;
+	struct rules_result rr;
+	int one = 1, found = 0, deny = 0;
+
+	memset(&rr, 0, sizeof rr);
+	log_status("pid %ld from %s", (long)getpid(), ci->remoteip);
+	if (!o->keep_ipopts && !ci->v6)
+		setsockopt(ci->fd, IPPROTO_IP, IP_OPTIONS, NULL, 0);
+	setsockopt(ci->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (!o->tls && o->banner) {
+		/* Plain tcpserver writes the banner before any lookup. */
+		if (write(ci->fd, o->banner, strlen(o->banner)) < 0)
+			_exit(111);
+	}
+	if (!lh && name_of(ci->localip, 0, lhost, sizeof lhost))
+		lh = lhost;
+	if (o->lookup_remote && name_of(ci->remoteip, o->paranoid, rhost, sizeof rhost))
+		rh = rhost;
+	if (o->ident && ident_lookup(ci, o->ident_timeout, rinfo, sizeof rinfo))
+		ri = rinfo;
+	if (o->rules) {
+		found = rules_lookup(o->rules, ci->remoteip, rh, ri, &rr);
+		if (found < 0) {
+			if (errno != ENOENT || !o->rules_missing_ok) {
+				log_error("%s: unable to read %s: %s", errno == ENOENT ? "drop" : "warning",
+				    o->rules, strerror(errno));
+				_exit(111);
+			}
+			found = 0;
+		}
+		deny = found > 0 && rr.deny;
+	}
+	snprintf(where, sizeof where, "%s:%s:%u %s:%s:%s:%u", lh ? lh : "", ci->localip, ci->localport,
+	    rh ? rh : "", ci->remoteip, ri ? ri : "", ci->remoteport);
+	log_status("%s %ld %s", deny ? "deny" : "ok", (long)getpid(), where);
+	if (deny)
+		_exit(100);
+	tcp_env(ci, lh, rh, ri);
+	if (found > 0 && rr.env)
+		put_block(rr.env, rr.envlen);
+	rules_result_free(&rr);
+	if (o->tls) {
+		run_tls(o, cfg, ci);
+	}
+	mailtls_config_free(cfg);
+	run_plain(o, ci);
+	_exit(111);
+}

@@ -1,0 +1,152 @@
+/* tcpserver-ssl -- tcpserver with TLS: the options, the keys (loaded before
+ * privileges are dropped), the listening socket, then the accept loop.
+ * See tcpserver-ssl.1 for the interface. */
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "tcpserver-ssl.h"
+
+static const char usage_text[] =
+    "usage: tcpserver-ssl [ -1UXpPhHrRoOdDqQvsSwWy46 ] [ -c limit ] [ -x rules.cdb ] [ -B banner ] "
+    "[ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] [ -T handshake-timeout ] "
+    "[ -I interface ] [ -n pemfile ] [ -e proto ] [ -k balancers ] host port program";
+
+static void usage(void)
+{
+	fprintf(stderr, "%s: %s\n", PROGNAME, usage_text);
+	exit(100);
+}
+
+static unsigned long number(const char *s, unsigned long min)
+{
+	char *end;
+	unsigned long n;
+	if (!s || *s < '0' || *s > '9')
+		usage();
+	errno = 0;
+	n = strtoul(s, &end, 10);
+	if (*end || errno || n < min)
+		usage();
+	return n;
+}
+
+static void parse(int argc, char **argv, struct opts *o)
+{
+	int c;
+	const char *env;
+	memset(o, 0, sizeof *o);
+	o->verbosity = 1;
+	o->limit = 40;
+	o->backlog = 20;
+	o->lookup_remote = 1;
+	o->ident = 1;
+	o->ident_timeout = 26;
+	o->tls = 1;
+	o->pemfile = "./cert.pem";
+	o->hs_timeout = 26;
+	o->client_verify = MAILTLS_VERIFY_NONE;
+	opterr = 0;
+	while ((c = getopt(argc, argv, "+qQvc:x:XB:u:g:U1b:oOdDhHpPl:rRt:46I:sSn:T:wWye:k:")) != -1) {
+		switch (c) {
+		case 'q': o->verbosity = 0; break;
+		case 'Q': o->verbosity = 1; break;
+		case 'v': o->verbosity = 2; break;
+		case 'c': o->limit = number(optarg, 1); break;
+		case 'x': o->rules = optarg; break;
+		case 'X': o->rules_missing_ok = 1; break;
+		case 'B': o->banner = optarg; break;
+		case 'u': o->uid = (uid_t)number(optarg, 0); o->set_uid = 1; break;
+		case 'g': o->gid = (gid_t)number(optarg, 0); o->set_gid = 1; break;
+		case 'U':
+			if ((env = getenv("UID"))) { o->uid = (uid_t)number(env, 0); o->set_uid = 1; }
+			if ((env = getenv("GID"))) { o->gid = (gid_t)number(env, 0); o->set_gid = 1; }
+			break;
+		case '1': o->print_port = 1; break;
+		case 'b': o->backlog = (int)number(optarg, 1); break;
+		case 'o': o->keep_ipopts = 1; break;
+		case 'O': o->keep_ipopts = 0; break;
+		case 'd': case 'D': break;   /* TCP_NODELAY always: see the man page */
+		case 'h': o->lookup_remote = 1; break;
+		case 'H': o->lookup_remote = 0; break;
+		case 'p': o->paranoid = 1; break;
+		case 'P': o->paranoid = 0; break;
+		case 'l': o->localname = optarg; break;
+		case 'r': o->ident = 1; break;
+		case 'R': o->ident = 0; break;
+		case 't': o->ident_timeout = (int)number(optarg, 0); break;
+		case '4': o->family = 4; break;
+		case '6': o->family = 6; break;
+		case 'I': o->iface = optarg; break;
+		case 's': o->tls = 1; break;
+		case 'S': o->tls = 0; break;
+		case 'n': o->pemfile = optarg; break;
+		case 'T': o->hs_timeout = (int)number(optarg, 1); break;
+		case 'w': o->client_verify = MAILTLS_VERIFY_OPTIONAL; break;
+		case 'W': o->client_verify = MAILTLS_VERIFY_REQUIRE; break;
+		case 'y': case 'e': case 'k':
+			fprintf(stderr, "%s: fatal: -%c is not available in this version\n", PROGNAME, c);
+			exit(100);
+		default:
+			usage();
+		}
+	}
+	argv += optind;
+	argc -= optind;
+	if (argc < 3)
+		usage();
+	o->host = argv[0];
+	o->port = argv[1];
+	o->prog = argv + 2;
+}
+
+/* The keys are read here, as root, before anything else. */
+static struct mailtls_config *load_tls(const struct opts *o)
+{
+	struct mailtls_config *cfg = mailtls_config_new();
+	if (!cfg)
+		fatal(111, "out of memory");
+	if (!o->tls)
+		return cfg;
+	if (!getenv("CERTFILE") && !getenv("CERTCHAINFILE") &&
+	    mailtls_config_set_keypair_file(cfg, o->pemfile, NULL) < 0)
+		fatal(111, "unable to load the certificate and key: %s", mailtls_config_error(cfg));
+	if (mailtls_config_from_env(cfg) < 0)
+		fatal(111, "unable to load the TLS configuration: %s", mailtls_config_error(cfg));
+	if (o->client_verify != MAILTLS_VERIFY_NONE && mailtls_config_set_verify(cfg, o->client_verify) < 0)
+		fatal(111, "%s", mailtls_config_error(cfg));
+	return cfg;
+}
+
+static void drop_privileges(const struct opts *o)
+{
+	if (o->set_gid && (setgroups(1, &o->gid) < 0 || setgid(o->gid) < 0))
+		fatal(111, "unable to set gid: %s", strerror(errno));
+	if (o->set_uid && setuid(o->uid) < 0)
+		fatal(111, "unable to set uid: %s", strerror(errno));
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	struct mailtls_config *cfg;
+	int lfds[4], nl;
+	unsigned port;
+	parse(argc, argv, &o);
+	log_set_verbosity(o.verbosity);
+	/* Keys live in this process and its children: no other process of the
+	 * same uid may read their memory (ptrace, /proc/PID/mem, core files). */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	cfg = load_tls(&o);
+	nl = listen_sockets(&o, lfds, 4, &port);
+	if (o.print_port) {
+		printf("%u\n", port);
+		fflush(stdout);
+	}
+	drop_privileges(&o);
+	server_run(&o, cfg, lfds, nl);
+}

@@ -1,0 +1,70 @@
+/* tcpserver-ssl.h -- what the parts of tcpserver-ssl share.  The program
+ * uses only mailtls.h from libmailtls.  ISC license: see LICENSE. */
+#ifndef TCPSERVER_SSL_H
+#define TCPSERVER_SSL_H
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "mailtls.h"
+
+#define PROGNAME "tcpserver-ssl"
+
+struct opts {
+	int verbosity;            /* 0 -q, 1 -Q, 2 -v */
+	unsigned long limit;      /* -c */
+	const char *rules;        /* -x */
+	int rules_missing_ok;     /* -X */
+	const char *banner;       /* -B */
+	uid_t uid;                /* -u / -U */
+	gid_t gid;                /* -g / -U */
+	int set_uid, set_gid;
+	int print_port;           /* -1 */
+	int backlog;              /* -b */
+	int keep_ipopts;          /* -o */
+	int lookup_remote;        /* -h */
+	int paranoid;             /* -p */
+	const char *localname;    /* -l */
+	int ident;                /* -r */
+	int ident_timeout;        /* -t */
+	int family;               /* 0, 4 (-4) or 6 (-6) */
+	const char *iface;        /* -I */
+	int tls;                  /* -s / -S */
+	const char *pemfile;      /* -n */
+	int hs_timeout;           /* -T */
+	int client_verify;        /* MAILTLS_VERIFY_* from -w / -W */
+	const char *host, *port;
+	char **prog;
+};
+
+/* One accepted connection's addresses, as text the way tcpserver prints. */
+struct conninfo {
+	int fd;
+	int v6;                   /* native IPv6 (PROTO=TCP6) */
+	char localip[64], remoteip[64];
+	unsigned localport, remoteport;
+	unsigned scope;           /* IPv6 scope id of the remote address */
+};
+
+/* log.c: messages on stderr, prefixed "tcpserver-ssl: ". */
+void log_set_verbosity(int v);
+int log_verbose(void);
+void log_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));   /* with -v */
+void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));    /* unless -q */
+void fatal(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+
+/* listen.c: the listening sockets (one dual-stack socket for host 0). */
+int listen_sockets(const struct opts *o, int *fds, int max, unsigned *port);
+int conn_addresses(int fd, struct conninfo *ci);
+
+/* server.c: the accept loop, children counted and reaped. */
+void server_run(const struct opts *o, struct mailtls_config *cfg, int *lfds, int nl) __attribute__((noreturn));
+
+/* conn.c: one connection, in the forked child; never returns. */
+void conn_serve(const struct opts *o, struct mailtls_config *cfg, struct conninfo *ci) __attribute__((noreturn));
+
+/* names.c: DNS and ident lookups for the TCP* variables. */
+int name_of(const char *ip, int paranoid, char *out, size_t len);
+int ident_lookup(const struct conninfo *ci, int secs, char *out, size_t len);
+
+#endif
