@@ -10,9 +10,11 @@ libssl.so.3 / libcrypto.so.3, glibc binds OpenSSL's references into BoringSSL
     mailtls_version) or BoringSSL, and libmailtls itself: its whole
     dependency closure as the loader resolves it (ldd, i.e.
     LD_TRACE_LOADED_OBJECTS) must hold no OpenSSL and nothing "not found";
- 2. running: long-lived programs (examples/tls-hello) are started, given a
-    real TLS connection, and their /proc/PID/maps must show libmailtls and
-    BoringSSL mapped and OpenSSL not;
+ 2. running: long-lived programs (examples/tls-hello, examples/tcpserver-ssl)
+    are started and given a real TLS connection; the /proc/PID/maps of the
+    server and of every process under it must not show OpenSSL beside
+    libmailtls (and at least the server and its connection process must
+    show libmailtls, or the check would be looking at the wrong thing);
  3. --run-tests LABEL: the ctest tests with that label are run again, each
     under LD_DEBUG=files, which logs every object each process (and each
     program a process execs) loads, dlopen(3) included; a program image
@@ -155,80 +157,122 @@ def maps_of(pid):
         return {line.split()[-1] for line in f if len(line.split()) >= 6}
 
 
-def runtime_tls_hello(build):
-    """Starts examples/tls-hello, connects with TLS, reads /proc/PID/maps."""
-    exe = os.path.join(build, "examples", "tls-hello", "tls-hello")
-    if not os.path.exists(exe):
-        log("note: examples/tls-hello not built, running check skipped")
-        return []
+# Long-lived programs checked running: (path in the build tree, argv after
+# the program given cert, key and combined PEM, regex for the port in the
+# first line of stdout).  Each serves one TLS connection while we look.
+RUNNING = [
+    ("examples/tls-hello/tls-hello",
+     lambda cert, key, both: ["-t", "20", cert, key],
+     r"listening on 127\.0\.0\.1:(\d+)"),
+    ("examples/tcpserver-ssl/tcpserver-ssl",
+     lambda cert, key, both: ["-1", "-H", "-R", "-l0", "-n", both, "127.0.0.1", "0", "/bin/cat"],
+     r"^(\d+)$"),
+]
+
+
+def descendants(pid):
+    out = []
+    for kid in children_of(pid, wait=False):
+        out.append(kid)
+        out += descendants(kid)
+    return out
+
+
+def runtime_programs(build):
+    """Starts each long-lived program, connects with TLS, reads /proc/PID/maps
+    of it and of every process under it while the connection is up."""
     openssl = shutil.which("openssl")
     if not openssl:
-        return ["the openssl command is missing: cannot make a certificate for tls-hello"]
+        return ["the openssl command is missing: cannot make a certificate"]
     tmp = tempfile.mkdtemp(prefix="no-openssl-")
     problems = []
-    proc = None
     try:
         cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+        both = os.path.join(tmp, "both.pem")
         subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
                         "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj",
-                        "/CN=localhost", "-keyout", key, "-out", cert],
+                        "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                        "-keyout", key, "-out", cert],
                        check=True, capture_output=True, stdin=subprocess.DEVNULL)
-        proc = subprocess.Popen([exe, "-t", "20", cert, key], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-        line = proc.stdout.readline()
-        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-        if not m:
-            return [f"tls-hello did not start: {line!r} {proc.stderr.read()!r}"]
-        port = int(m.group(1))
-        ctx = ssl.create_default_context(cafile=cert)
-        with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
-            with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
-                greeting = tls.recv(1000).decode(errors="replace")
-                # The child serving this connection has done its handshake:
-                # look at it and at the parent, both alive now.
-                pids = [proc.pid] + children_of(proc.pid)
-                for pid in pids:
-                    mapped = maps_of(pid)
-                    names = {os.path.basename(p) for p in mapped}
-                    what = "parent" if pid == proc.pid else "connection child"
-                    bad = sorted(p for p in mapped if OPENSSL_RE.search(os.path.basename(p)))
-                    if bad:
-                        problems.append(f"tls-hello {what} {pid} maps OpenSSL: {', '.join(bad)}")
-                    if not any(MAILTLS_RE.search(n) for n in names) or \
-                            not BSSL_NAMES <= names:
-                        problems.append(f"tls-hello {what} {pid}: libmailtls or BoringSSL "
-                                        f"not mapped, so this check looks at the wrong thing")
-                    log(f"{'BAD' if bad else 'ok '} running tls-hello {what} (pid {pid}): "
-                        f"{len(mapped)} mappings, libmailtls and BoringSSL mapped, "
-                        f"{'OpenSSL too!' if bad else 'no OpenSSL'}")
-                if len(pids) < 2:
-                    problems.append("tls-hello made no child for the connection")
-                if "hello from tls-hello" not in greeting:
-                    problems.append(f"tls-hello greeting was {greeting!r}")
-                tls.sendall(b"QUIT\r\n")
-                tls.recv(1000)
-    except (OSError, subprocess.CalledProcessError, ssl.SSLError) as e:
-        problems.append(f"tls-hello running check failed: {e}")
+        with open(both, "w") as f:
+            f.write(open(key).read() + open(cert).read())
+        for rel, argv, port_re in RUNNING:
+            exe = os.path.join(build, rel)
+            if not os.path.exists(exe):
+                log(f"note: {rel} not built, its running check skipped")
+                continue
+            problems += running_check(rel, [exe, *argv(cert, key, both)], port_re, cert, tmp)
+    except (OSError, subprocess.CalledProcessError) as e:
+        problems.append(f"running check failed: {e}")
     finally:
-        if proc:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
     return problems
 
 
-def children_of(pid):
-    for _ in range(50):
+def running_check(rel, cmd, port_re, cert, cwd):
+    problems = []
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd,
+                            stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        line = proc.stdout.readline()
+        m = re.search(port_re, line.strip())
+        if not m:
+            proc.kill()
+            return [f"{rel} did not start: {line!r} {proc.stderr.read()!r}"]
+        port = int(m.group(1))
+        ctx = ssl.create_default_context(cafile=cert)
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.sendall(b"ping\r\n")
+                tls.recv(1000)
+                # Every process serving this connection is up now.
+                pids = [proc.pid] + descendants(proc.pid)
+                with_mailtls = 0
+                for pid in pids:
+                    try:
+                        mapped = maps_of(pid)
+                    except OSError:
+                        continue
+                    names = {os.path.basename(p) for p in mapped}
+                    uses = any(MAILTLS_RE.search(n) for n in names)
+                    with_mailtls += uses
+                    bad = sorted(p for p in mapped if OPENSSL_RE.search(os.path.basename(p)))
+                    what = "server" if pid == proc.pid else "descendant"
+                    if bad and (uses or names & BSSL_NAMES):
+                        problems.append(f"{rel}: {what} maps OpenSSL beside libmailtls: "
+                                        f"{', '.join(bad)}")
+                    log(f"{'BAD' if bad and uses else 'ok '} running {rel}, {what} "
+                        f"(pid {pid}, {os.path.basename(os.readlink(f'/proc/{pid}/exe'))}): "
+                        f"{'libmailtls and BoringSSL' if uses else 'no libmailtls'}, "
+                        f"{'OpenSSL too!' if bad else 'no OpenSSL'}")
+                if with_mailtls < 2:
+                    problems.append(f"{rel}: fewer than two processes (server and connection) "
+                                    f"map libmailtls, so this check looks at the wrong thing")
+    except (OSError, ssl.SSLError) as e:
+        problems.append(f"{rel}: running check failed: {e}")
+    finally:
         try:
-            with open(f"/proc/{pid}/task/{pid}/children") as f:
-                kids = [int(x) for x in f.read().split()]
+            os.killpg(proc.pid, signal.SIGTERM)
         except OSError:
-            kids = []
-        if kids:
+            pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return problems
+
+
+def children_of(pid, wait=True):
+    for _ in range(50 if wait else 1):
+        kids = []
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/children") as f:
+                    kids += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+        if kids or not wait:
             return kids
         time.sleep(0.1)
     return []
@@ -347,7 +391,7 @@ def main():
                     help="also run the ctest tests with this label under LD_DEBUG=files")
     ap.add_argument("--skip", action="append", default=[],
                     help="a directory of the build tree not to scan (repeatable)")
-    ap.add_argument("--no-running", action="store_true", help="skip the tls-hello running check")
+    ap.add_argument("--no-running", action="store_true", help="skip the running programs' check")
     try:
         args = ap.parse_args()
     except SystemExit as e:
@@ -360,7 +404,7 @@ def main():
     problems = self_test()
     problems += static_check(build, skips)
     if not args.no_running:
-        problems += runtime_tls_hello(build)
+        problems += runtime_programs(build)
     if args.run_tests:
         problems += run_tests(build, args.run_tests)
     for p in problems:
