@@ -54,6 +54,7 @@ MSG = ("From: sender@example.org\r\nTo: rcpt@example.org\r\nSubject: tcpserver-s
 # s_client writes what it reads unbuffered, its own reports buffered: the greeting
 # may land in the middle of one of their lines.
 GREETING = r"(?:^|\s)220 host ESMTP\r?$"
+BIG = "Subject: big\r\n\r\n" + "".join(f"{i:07d} " + "x" * 120 + "\r\n" for i in range(16384))
 WAIT = 10           # seconds: the bound of every wait for a log line, record or reply
 
 
@@ -175,7 +176,7 @@ def work(request):
 
 
 @pytest.fixture(scope="module")
-def qmail_pem(pki, tmp_path_factory):
+def qmail_pem(pki):
     """The qmail.pem layout (key, server certificate, intermediate, root): the PKI's
     server-ec-combined.pem copied into a directory everyone may traverse, 0600 root."""
     d = Path(tempfile.mkdtemp(prefix="tcpserver-ssl-pem-"))
@@ -377,6 +378,16 @@ def test_qmail_smtpd_line_swaks(work, tss, user, qmail_pem, pki, need):
     assert rc != 0 and "220 host" not in out, out
     assert len(work.records()) == 1
 
+    # swaks --pipeline: MAIL, RCPT and DATA in one burst through the relay.
+    rc, out = work.procs.run([swaks, "--tls-on-connect", "--server", f"127.0.0.1:{srv.port}", "--tls-verify",
+                              "--tls-ca-path", pki / "ca.pem", "--pipeline", "--from", "sender@example.org",
+                              "--to", "rcpt@example.org,other@example.org", "--body", "pipelined"],
+                             name="swaks-pipeline")
+    assert rc == 0 and re.search(r"<~  250 ok 1 qp", out), out
+    recs = work.wait_records(2)
+    msgs = [m for r in recs for m in r["messages"] if "pipelined" in m["data"]]
+    assert len(msgs) == 1 and msgs[0]["rcpt"] == ["<rcpt@example.org>", "<other@example.org>"], recs
+
 
 def test_qmail_smtpd_line_smtplib(work, tss, user, qmail_pem, pki):
     srv = qmail_smtpd_line(work, tss, user, qmail_pem, work.rules())
@@ -385,12 +396,15 @@ def test_qmail_smtpd_line_smtplib(work, tss, user, qmail_pem, pki):
         assert code == 250 and b"PIPELINING" in ehlo, ehlo
         refused = s.sendmail("sender@example.org", ["rcpt@example.org", "other@example.org"], MSG)
         assert refused == {}
+        # A big one (2 MiB, many TLS records each way through the relay).
+        assert s.sendmail("sender@example.org", ["rcpt@example.org"], BIG) == {}
         s.rset()
         assert s.noop()[0] == 250
         assert s.sock.version() == "TLSv1.3"
     [rec] = work.wait_records(1)
     assert rec["end"] == "quit", rec
-    [msg] = rec["messages"]
+    msg, big = rec["messages"]
+    assert big["data"] == BIG, "the 2 MiB message arrived changed"
     assert msg["data"] == MSG, msg                                # dots stuffed by smtplib, unstuffed by the stand-in
     assert msg["rcpt"] == ["<rcpt@example.org>", "<other@example.org>"], msg
     assert_qmail_env(rec, srv.port, user)
