@@ -38,21 +38,25 @@ static void set_var(const char *proto, const char *suffix, const char *value)
 		unsetenv(name);
 }
 
-/* tcpserver's variables; the IPv6 patch names them TCP6* for an IPv6 client. */
+/* tcpserver's variables.  For an IPv6 client the IPv6 patch sets
+ * PROTO=TCP6 and each variable under both names, TCP6* and TCP* (qmail-smtpd
+ * and rblsmtpd read TCPREMOTEIP). */
 static void tcp_env(const struct conninfo *ci, const char *lhost, const char *rhost, const char *rinfo)
 {
-	const char *p = ci->v6 ? "TCP6" : "TCP";
+	static const char *const protos[] = { "TCP", "TCP6" };
 	char lport[16], rport[16];
 	snprintf(lport, sizeof lport, "%u", ci->localport);
 	snprintf(rport, sizeof rport, "%u", ci->remoteport);
-	setenv_or_die("PROTO", p);
-	set_var(p, "LOCALHOST", lhost);
-	set_var(p, "LOCALIP", ci->localip);
-	set_var(p, "LOCALPORT", lport);
-	set_var(p, "REMOTEHOST", rhost);
-	set_var(p, "REMOTEIP", ci->remoteip);
-	set_var(p, "REMOTEPORT", rport);
-	set_var(p, "REMOTEINFO", rinfo);
+	setenv_or_die("PROTO", protos[ci->v6]);
+	for (int i = 0; i <= ci->v6; i++) {
+		set_var(protos[i], "LOCALHOST", lhost);
+		set_var(protos[i], "LOCALIP", ci->localip);
+		set_var(protos[i], "LOCALPORT", lport);
+		set_var(protos[i], "REMOTEHOST", rhost);
+		set_var(protos[i], "REMOTEIP", ci->remoteip);
+		set_var(protos[i], "REMOTEPORT", rport);
+		set_var(protos[i], "REMOTEINFO", rinfo);
+	}
 }
 
 /* "NAME=value\0..." blocks (rules, TLS facts) into the environment. */
@@ -222,8 +226,8 @@ void conn_serve(const struct opts *o, struct mailtls_config *cfg, struct conninf
 		found = rules_lookup(o->rules, ci->remoteip, rh, ri, &rr);
 		if (found < 0) {
 			if (errno != ENOENT || !o->rules_missing_ok) {
-				log_error("%s: unable to read %s: %s", errno == ENOENT ? "drop" : "warning",
-				    o->rules, strerror(errno));
+				log_error("warning: dropping connection, unable to read %s: %s", o->rules,
+				    errno == ENOENT ? "file does not exist" : strerror(errno));
 				_exit(111);
 			}
 			found = 0;
