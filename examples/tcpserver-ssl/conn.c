@@ -76,6 +76,24 @@ static void put_block(const char *b, size_t len)
 	}
 }
 
+/* Only the TLS layer says what SSL_* means: whatever the server's own
+ * environment or a rule set under those names goes first. */
+static void drop_ssl_vars(void)
+{
+	char name[256];
+	for (size_t i = 0; environ[i];) {
+		const char *eq = strchr(environ[i], '=');
+		size_t n = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+		if (!strncmp(environ[i], "SSL_", 4) && n < sizeof name) {
+			memcpy(name, environ[i], n);
+			name[n] = 0;
+			unsetenv(name);
+			continue;
+		}
+		i++;
+	}
+}
+
 static void tls_env(struct mailtls *s)
 {
 	ssize_t n = mailtls_env(s, NULL, 0);
@@ -151,8 +169,6 @@ static void exit_like(int st)
 
 static void run_plain(const struct opts *o, struct conninfo *ci)
 {
-	if (o->banner && write(ci->fd, o->banner, strlen(o->banner)) < 0)
-		_exit(111);
 	if (dup2(ci->fd, 0) < 0 || dup2(ci->fd, 1) < 0)
 		fatal(111, "unable to set up descriptors: %s", strerror(errno));
 	signal(SIGPIPE, SIG_DFL);
@@ -243,6 +259,7 @@ void conn_serve(const struct opts *o, struct mailtls_config *cfg, struct conninf
 	if (found > 0 && rr.env)
 		put_block(rr.env, rr.envlen);
 	rules_result_free(&rr);
+	drop_ssl_vars();
 	if (o->tls) {
 		run_tls(o, cfg, ci);
 	}

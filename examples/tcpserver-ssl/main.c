@@ -9,7 +9,11 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "keys.h"
 #include "tcpserver-ssl.h"
+
+/* How often the loader looks at the certificate and key files. */
+#define RENEW_CHECK_SECS 2
 
 static const char usage_text[] =
     "usage: tcpserver-ssl [ -1UXpPhHrRoOdDqQvsSwWy46 ] [ -c limit ] [ -x rules.cdb ] [ -B banner ] "
@@ -105,20 +109,23 @@ static void parse(int argc, char **argv, struct opts *o)
 }
 
 /* The keys are read here, as root, before anything else. */
-static struct mailtls_config *load_tls(const struct opts *o)
+static struct mailtls_config *load_tls(const struct opts *o, struct keyfiles *kf)
 {
-	struct mailtls_config *cfg = mailtls_config_new();
-	if (!cfg)
-		fatal(111, "out of memory");
-	if (!o->tls)
+	struct keyblobs kb;
+	struct mailtls_config *cfg;
+	char err[700];
+	if (!o->tls) {
+		if (!(cfg = mailtls_config_new()))
+			fatal(111, "out of memory");
 		return cfg;
-	if (!getenv("CERTFILE") && !getenv("CERTCHAINFILE") &&
-	    mailtls_config_set_keypair_file(cfg, o->pemfile, NULL) < 0)
-		fatal(111, "unable to load the certificate and key: %s", mailtls_config_error(cfg));
-	if (mailtls_config_from_env(cfg) < 0)
-		fatal(111, "unable to load the TLS configuration: %s", mailtls_config_error(cfg));
-	if (o->client_verify != MAILTLS_VERIFY_NONE && mailtls_config_set_verify(cfg, o->client_verify) < 0)
-		fatal(111, "%s", mailtls_config_error(cfg));
+	}
+	keyfiles_init(kf, o->pemfile, o->client_verify);
+	if (keyblobs_read(kf, &kb, err, sizeof err) < 0)
+		fatal(111, "unable to load the certificate and key: %s", err);
+	cfg = keys_build(kf, &kb, err, sizeof err);
+	keyblobs_free(&kb);
+	if (!cfg)
+		fatal(111, "unable to load the certificate and key: %s", err);
 	return cfg;
 }
 
@@ -134,19 +141,23 @@ int main(int argc, char **argv)
 {
 	struct opts o;
 	struct mailtls_config *cfg;
-	int lfds[4], nl;
+	static struct keyfiles kf;
+	int lfds[4], nl, loader = -1;
 	unsigned port;
 	parse(argc, argv, &o);
 	log_set_verbosity(o.verbosity);
 	/* Keys live in this process and its children: no other process of the
 	 * same uid may read their memory (ptrace, /proc/PID/mem, core files). */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	cfg = load_tls(&o);
+	cfg = load_tls(&o, &kf);
 	nl = listen_sockets(&o, lfds, 4, &port);
 	if (o.print_port) {
 		printf("%u\n", port);
 		fflush(stdout);
 	}
+	/* Forked before the privileges go, so renewed keys stay readable. */
+	if (o.tls && (loader = loader_start(&kf, RENEW_CHECK_SECS)) < 0)
+		fatal(111, "unable to start the certificate loader: %s", strerror(errno));
 	drop_privileges(&o);
-	server_run(&o, cfg, lfds, nl);
+	server_run(&o, cfg, lfds, nl, loader, &kf);
 }

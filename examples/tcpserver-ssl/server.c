@@ -9,6 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/random.h>
+#include <time.h>
+
+#include "keys.h"
 #include "tcpserver-ssl.h"
 
 static volatile sig_atomic_t got_chld, got_term;
@@ -37,11 +41,51 @@ static void reap(const struct opts *o)
 	}
 }
 
-void server_run(const struct opts *o, struct mailtls_config *cfg, int *lfds, int nl)
+/* Session tickets: one key for every child, so any child resumes any
+ * session; kept across certificate renewals and replaced once a day, after
+ * which older tickets fall back to a full handshake. */
+#define TICKET_ROTATE_SECS (24 * 60 * 60)
+static unsigned char ticket_keys[48];
+static time_t ticket_since;
+
+static void ticket_apply(struct mailtls_config *cfg, int fresh)
+{
+	if (fresh || !ticket_since) {
+		if (getrandom(ticket_keys, sizeof ticket_keys, 0) != sizeof ticket_keys)
+			fatal(111, "unable to make session ticket keys: %s", strerror(errno));
+		ticket_since = time(NULL);
+	}
+	if (mailtls_config_set_ticket_keys(cfg, ticket_keys, sizeof ticket_keys) < 0)
+		fatal(111, "%s", mailtls_config_error(cfg));
+}
+
+/* A renewal from the loader: the new configuration serves the children
+ * forked from now on; a refused one leaves the old one serving. */
+static void renew(struct mailtls_config **cfg, int *loader, const struct keyfiles *kf)
+{
+	char err[700];
+	int gone;
+	struct mailtls_config *n = loader_receive(*loader, kf, &gone, err, sizeof err);
+	if (n) {
+		ticket_apply(n, 0);
+		mailtls_config_free(*cfg);
+		*cfg = n;
+		log_error("renewed certificates loaded");
+		return;
+	}
+	log_error("warning: %s%s", err, gone ? "; certificates are no longer renewed" : "; the old ones keep serving");
+	if (gone) {
+		close(*loader);
+		*loader = -1;
+	}
+}
+
+void server_run(const struct opts *o, struct mailtls_config *cfg, int *lfds, int nl,
+    int loader, const struct keyfiles *kf)
 {
 	struct sigaction sa;
 	sigset_t block, waitmask;
-	struct pollfd p[4];
+	struct pollfd p[5];
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_chld;
 	sigaction(SIGCHLD, &sa, NULL);
@@ -57,9 +101,11 @@ void server_run(const struct opts *o, struct mailtls_config *cfg, int *lfds, int
 	sigdelset(&waitmask, SIGCHLD);
 	sigdelset(&waitmask, SIGTERM);
 
+	ticket_apply(cfg, 1);
 	log_status("status: %lu/%lu", children, o->limit);
 	for (;;) {
-		int r;
+		struct timespec tmo = { 0, 0 };
+		int r, np;
 		if (got_chld) {
 			got_chld = 0;
 			reap(o);
@@ -70,16 +116,29 @@ void server_run(const struct opts *o, struct mailtls_config *cfg, int *lfds, int
 				close(lfds[i]);
 			_exit(0);
 		}
-		if (children >= o->limit) {
-			sigsuspend(&waitmask);
-			continue;
+		if (time(NULL) - ticket_since >= TICKET_ROTATE_SECS)
+			ticket_apply(cfg, 1);
+		/* At the -c limit the listening sockets are not polled: the next
+		 * client waits in the listen queue, as under tcpserver. */
+		np = 0;
+		if (children < o->limit)
+			for (int i = 0; i < nl; i++) {
+				p[np].fd = lfds[i];
+				p[np++].events = POLLIN;
+			}
+		if (loader >= 0) {
+			p[np].fd = loader;
+			p[np++].events = POLLIN;
 		}
-		for (int i = 0; i < nl; i++) {
-			p[i].fd = lfds[i];
-			p[i].events = POLLIN;
-		}
-		r = ppoll(p, (nfds_t)nl, NULL, &waitmask);
+		tmo.tv_sec = TICKET_ROTATE_SECS - (time(NULL) - ticket_since);
+		if (tmo.tv_sec < 1)
+			tmo.tv_sec = 1;
+		r = ppoll(p, (nfds_t)np, &tmo, &waitmask);
 		if (r <= 0)
+			continue;
+		if (loader >= 0 && (p[np - 1].revents & (POLLIN | POLLHUP | POLLERR)))
+			renew(&cfg, &loader, kf);
+		if (children >= o->limit)
 			continue;
 		for (int i = 0; i < nl; i++) {
 			struct conninfo ci;
