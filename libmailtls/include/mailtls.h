@@ -588,6 +588,53 @@ MAILTLS_EXPORT int mailtls_smtp_ehlo(struct mailtls *s, const char *name, int se
  * holds the keyword |kw| (case-insensitive, e.g. "PIPELINING", "AUTH"). */
 MAILTLS_EXPORT int mailtls_smtp_has_capability(const struct mailtls_starttls_info *info, const char *kw);
 
+/* ------------------------------------------------------------------ */
+/* UCSPI-TLS (delayed TLS, for programs that do their own STARTTLS)     */
+/* ------------------------------------------------------------------ */
+
+/* The descriptors of one UCSPI-TLS connection (ucspi-tls(2), as sslserver
+ * -n and s6-ucspitlsd use it).  The program gets ctl[0] as SSLCTLFD,
+ * rd[0] as SSLREADFD (it reads decrypted data there) and wr[1] as
+ * SSLWRITEFD (it writes cleartext there); the side holding TLS keeps
+ * ctl[1], rd[1] and wr[0].  The program's plaintext phase runs on the
+ * network descriptors themselves (fds 0/1 under a server, 6/7 under a
+ * client). */
+struct mailtls_ucspitls {
+	int ctl[2];
+	int rd[2];
+	int wr[2];
+};
+
+/* mailtls_ucspitls_open makes the socketpair and the two pipes.  The
+ * program's ends are not close-on-exec (the program inherits them); ours
+ * are.  Returns 0, or -1 with errno (all closed again). */
+MAILTLS_EXPORT int mailtls_ucspitls_open(struct mailtls_ucspitls *u);
+
+/* mailtls_ucspitls_close_program closes the program's ends (call it in the
+ * TLS side once the program started); mailtls_ucspitls_close_ours closes
+ * ours (in the program, before it runs).  Closed entries become -1. */
+MAILTLS_EXPORT void mailtls_ucspitls_close_program(struct mailtls_ucspitls *u);
+MAILTLS_EXPORT void mailtls_ucspitls_close_ours(struct mailtls_ucspitls *u);
+
+/* mailtls_ucspitls_env writes "SSLCTLFD=n\0SSLREADFD=n\0SSLWRITEFD=n\0"
+ * for the program's ends into |buf|; returns the length or -1 (|len| too
+ * small).  The caller puts it into the program's environment. */
+MAILTLS_EXPORT ssize_t mailtls_ucspitls_env(const struct mailtls_ucspitls *u, char *buf, size_t len);
+
+/* mailtls_ucspitls_wait waits for the program's request on ctl[1]: returns
+ * 'y' (start TLS), 'Y' (start TLS and send the facts afterwards), or 0
+ * when the program closed its end (or exited) without asking: the
+ * connection then stays plaintext, which is not an error.  Any other byte
+ * is -1 with MAILTLS_E_PROTOCOL; |secs| > 0 bounds the wait
+ * (MAILTLS_E_TIMEOUT); here, unlike the deadline calls, 0 waits as long
+ * as the program runs, since a program may stay in plaintext.  The error
+ * goes on |s|, the session that will run the handshake. */
+MAILTLS_EXPORT int mailtls_ucspitls_wait(struct mailtls *s, const struct mailtls_ucspitls *u, int secs) MAILTLS_WUR;
+
+/* mailtls_ucspitls_reply, after the handshake of a 'Y' request, sends the
+ * facts (mailtls_env's block, "NAME=value\0...\0\0") on ctl[1]. */
+MAILTLS_EXPORT int mailtls_ucspitls_reply(struct mailtls *s, const struct mailtls_ucspitls *u, int secs) MAILTLS_WUR;
+
 #ifdef __cplusplus
 }
 #endif
