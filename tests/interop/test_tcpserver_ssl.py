@@ -5,10 +5,11 @@ fake-qmail-popup and env-dumper each write a JSON record of their environment,
 uid/gid, fds and what they were told into a directory (STANDIN_OUT) that the
 unprivileged user may write.  Clients: swaks, curl, Python's smtplib/poplib/ssl,
 openssl s_client, sslscan; Debian's tcpserver (ucspi-tcp 0.88) and tcprules for
-the comparison and the rules.  Fixtures (pki, need, procs-like ProcSet) come from
-conftest.py; every server listens on 127.0.0.1 (or ::1) on a free port and is
-stopped by its pid (its process group, made by us, for the per-connection
-children) when the test ends.  Every wait is bounded.
+the comparison and the rules.  Fixtures: pki, need and ProcSet from conftest.py;
+tss, user, work, qmail_pem and the client helpers from tss_util.py (shared with
+test_tcpserver_keys.py).  Every server listens on 127.0.0.1 (or ::1) on a free
+port and is stopped by its pid (its process group, made by us, for the
+per-connection children) when the test ends.  Every wait is bounded.
 
 Environment: MAILTLS_TCPSERVER_SSL (the binary; set by ctest), MAILTLS_TEST_PKI,
 CI (missing binaries, peers or root fail instead of skipping).
@@ -16,275 +17,29 @@ CI (missing binaries, peers or root fail instead of skipping).
 The tests that use -u/-g (the real command lines) need root: the server loads
 the 0600 root-owned PEM before it drops to nobody/nogroup.
 """
-import grp
-import json
 import os
-import pwd
 import re
-import shutil
 import signal
 import smtplib
 import socket
 import ssl
 import poplib
 import subprocess
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import ProcSet, listening
+from conftest import listening
+from tss_util import (DUMPER, GREETING, POPUP, PROG, SMTPD, WAIT, Server, ctx_ca, must_have,  # noqa: F401
+                      qmail_pem, read_to_close, read_until, s_client, tls_connect, tss, tss_server, user, work)
 
-HERE = Path(__file__).resolve().parent
-STANDINS = HERE / "standins"
-SMTPD = STANDINS / "fake-qmail-smtpd"
-POPUP = STANDINS / "fake-qmail-popup"
-DUMPER = STANDINS / "env-dumper"
-
-PROG = "tcpserver-ssl"
 SERVER_FIRST = "ECDHE-ECDSA-AES128-GCM-SHA256"   # first in the library's default server order
 SERVER_LATER = "ECDHE-ECDSA-AES256-GCM-SHA384"
 AEAD = re.compile(r"GCM|CHACHA20|POLY1305|CCM")
-# tcprules source of the qmail sites' tcp.smtp, plus a deny for 127.0.0.2.
-RULES = '127.0.0.1:allow,RELAYCLIENT=""\n127.0.0.2:deny\n:allow\n'
 MSG = ("From: sender@example.org\r\nTo: rcpt@example.org\r\nSubject: tcpserver-ssl test\r\n\r\n"
        "first line\r\n.a line that starts with a dot\r\n..two dots\r\nlast line\r\n")
-# s_client writes what it reads unbuffered, its own reports buffered: the greeting
-# may land in the middle of one of their lines.
-GREETING = r"(?:^|\s)220 host ESMTP\r?$"
 BIG = "Subject: big\r\n\r\n" + "".join(f"{i:07d} " + "x" * 120 + "\r\n" for i in range(16384))
-WAIT = 10           # seconds: the bound of every wait for a log line, record or reply
-
-
-def must_have(cond, msg):
-    """Skip (or fail under CI) when a precondition of the machine is missing."""
-    if cond:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(msg + " (CI is set)")
-    pytest.skip(msg)
-
-
-# --------------------------------------------------------------------------- fixtures
-
-@pytest.fixture(scope="module")
-def tss():
-    path = os.environ.get("MAILTLS_TCPSERVER_SSL")
-    must_have(path and os.access(path, os.X_OK),
-              f"MAILTLS_TCPSERVER_SSL={path!r} is not an executable tcpserver-ssl (run through ctest)")
-    return str(Path(path).resolve())
-
-
-@pytest.fixture(scope="module")
-def user():
-    """(uid, gid) of the unprivileged user the servers drop to: nobody/nogroup."""
-    must_have(os.geteuid() == 0, "tcpserver-ssl with -u/-g needs root")
-    try:
-        uid = pwd.getpwnam("nobody").pw_uid
-        gid = grp.getgrnam("nogroup").gr_gid
-    except KeyError:
-        name = "mailtlstest"
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", "--user-group",
-                            "--shell", "/usr/sbin/nologin", name], check=True, timeout=30)
-        uid, gid = pwd.getpwnam(name).pw_uid, pwd.getpwnam(name).pw_gid
-    return uid, gid
-
-
-class Work:
-    """A directory every user may traverse (the servers run as nobody), holding the
-    logs, the rules, the PEM copy and out/ (owned by the unprivileged user) where
-    the stand-ins write their records."""
-
-    def __init__(self, user):
-        self.dir = Path(tempfile.mkdtemp(prefix="tcpserver-ssl-"))
-        os.chmod(self.dir, 0o755)
-        self.out = self.dir / "out"
-        self.out.mkdir()
-        if user and os.geteuid() == 0:
-            os.chown(self.out, *user)
-            os.chmod(self.out, 0o700)
-        self.procs = ProcSet(self.dir)
-        self.servers = []
-
-    def env(self, **extra):
-        e = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "STANDIN_OUT": str(self.out)}
-        e.update(extra)
-        return e
-
-    def records(self):
-        recs = []
-        for f in sorted(self.out.glob("*.json")):
-            try:
-                recs.append(json.loads(f.read_text()))
-            except (OSError, ValueError):
-                pass
-        return recs
-
-    def wait_records(self, n, done=True, timeout=WAIT):
-        """At least |n| records (all of them done, when |done|); fails after |timeout|."""
-        deadline = time.monotonic() + timeout
-        while True:
-            recs = self.records()
-            if len(recs) >= n and (not done or all(r["done"] for r in recs)):
-                return recs
-            if time.monotonic() > deadline:
-                pytest.fail(f"expected {n} stand-in record(s){' done' if done else ''} within {timeout}s; "
-                            f"have: {json.dumps(recs, indent=1)}\nlogs:\n{self.logs()}")
-            time.sleep(0.05)
-
-    def logs(self):
-        return "\n".join(f"--- {p.argv}\n{p.text()}" for p in self.procs.procs)
-
-    def rules(self, text=RULES, name="rules"):
-        """A cdb made by Debian's tcprules from |text|, readable by every user."""
-        must_have(shutil.which("tcprules"), "tcprules (Debian package ucspi-tcp) is not installed")
-        src = self.dir / f"{name}.txt"
-        src.write_text(text)
-        cdb = self.dir / f"{name}.cdb"
-        r = subprocess.run(["tcprules", str(cdb), str(self.dir / f"{name}.tmp")], input=text.encode(),
-                           capture_output=True, timeout=10)
-        assert r.returncode == 0, r.stderr
-        os.chmod(cdb, 0o644)
-        return cdb
-
-    def start(self, argv, name, env=None):
-        """Start a server listening on 127.0.0.1/::1 at the port given to argv(port);
-        returns a Server once it listens."""
-        proc, port = self.procs.start_server(argv, name=name, env=env or self.env())
-        srv = Server(proc, port)
-        self.servers.append(srv)
-        return srv
-
-    def cleanup(self):
-        self.procs.stop_all()
-        for srv in self.servers:
-            srv.kill_group()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@pytest.fixture
-def work(request):
-    user = request.getfixturevalue("user") if os.geteuid() == 0 else None
-    w = Work(user)
-    yield w
-    w.cleanup()
-
-
-@pytest.fixture(scope="module")
-def qmail_pem(pki):
-    """The qmail.pem layout (key, server certificate, intermediate, root): the PKI's
-    server-ec-combined.pem copied into a directory everyone may traverse, 0600 root."""
-    d = Path(tempfile.mkdtemp(prefix="tcpserver-ssl-pem-"))
-    os.chmod(d, 0o755)
-    pem = d / "qmail.pem"
-    shutil.copyfile(pki / "server-ec-combined.pem", pem)
-    os.chmod(pem, 0o600)
-    text = pem.read_text()
-    assert text.startswith("-----BEGIN PRIVATE KEY-----") and text.count("BEGIN CERTIFICATE") == 3
-    yield pem
-    shutil.rmtree(d, ignore_errors=True)
-
-
-class Server:
-    def __init__(self, proc, port):
-        self.proc = proc
-        self.port = port
-        self.pid = proc.pid
-
-    def mark(self):
-        return self.proc.mark()
-
-    def text(self, since=0):
-        return self.proc.text(since)
-
-    def wait_for(self, pattern, since=0, timeout=WAIT):
-        m = self.proc.wait_for(pattern, timeout=timeout, since=since)
-        assert m, f"no /{pattern}/ in the server's log within {timeout}s:\n{self.text()}"
-        return m
-
-    def end_of(self, since=0, timeout=WAIT):
-        """(child pid, wait status) of the first connection ended after |since|."""
-        m = self.wait_for(rf"^{PROG}: end (\d+) status (\d+)$", since=since, timeout=timeout)
-        return int(m.group(1)), int(m.group(2))
-
-    def kill_group(self):
-        """Stop what is left of the per-connection children: the server was started in
-        its own session, so its process group id is its pid."""
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def tss_server(work, tss, opts, prog, host="127.0.0.1", env=None):
-    return work.start(lambda port: [tss, *opts, host, str(port), *prog], name=PROG, env=env)
-
-
-def ctx_ca(pki, cert=None):
-    ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
-    if cert:
-        ctx.load_cert_chain(str(pki / f"{cert}.pem"), str(pki / f"{cert}.key"))
-    return ctx
-
-
-def tls_connect(pki, port, host="127.0.0.1", servername="localhost", source=None, ctx=None, timeout=WAIT):
-    raw = socket.create_connection((host, port), timeout=timeout,
-                                   source_address=(source, 0) if source else None)
-    try:
-        return (ctx or ctx_ca(pki)).wrap_socket(raw, server_hostname=servername)
-    except BaseException:
-        raw.close()
-        raise
-
-
-def read_until(sock, pattern, timeout=WAIT):
-    """Bytes read from |sock| until regex |pattern| (bytes) matches them, or the peer
-    closes, or |timeout| passes; never more than that."""
-    rx = re.compile(pattern, re.M)
-    data = b""
-    deadline = time.monotonic() + timeout
-    while not rx.search(data):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(65536)
-        except (socket.timeout, TimeoutError):
-            break
-        except (ConnectionResetError, ssl.SSLError, OSError):
-            break
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-def read_to_close(sock, timeout=WAIT):
-    """(bytes, how) read until the peer closes: how is "eof", "reset", "tls-error" or "timeout"."""
-    data = b""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return data, "timeout"
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(65536)
-        except (socket.timeout, TimeoutError):
-            return data, "timeout"
-        except ssl.SSLError:
-            return data, "tls-error"
-        except (ConnectionResetError, OSError):
-            return data, "reset"
-        if not chunk:
-            return data, "eof"
-        data += chunk
 
 
 class SMTPS(smtplib.SMTP_SSL):
@@ -748,20 +503,6 @@ def test_plaintext_to_tls_port(work, tss, qmail_pem):
     assert re.search(rf"^{PROG}: tls failed {pid} ", srv.text(), re.M), srv.text()
     assert status == 28416, srv.text()
     assert work.records() == []
-
-
-def s_client(work, openssl, port, *args, until=GREETING, timeout=WAIT):
-    """openssl s_client to 127.0.0.1:port; waits for the greeting (so tickets were read),
-    then closes its stdin; returns (rc, output)."""
-    p = work.procs.start([openssl, "s_client", "-connect", f"127.0.0.1:{port}", *args], name="s_client",
-                         stdin=True)
-    p.wait_for(until, timeout=timeout)
-    p.close_stdin()
-    rc = p.wait(timeout)
-    if rc is None:
-        p.stop()
-        pytest.fail(f"s_client still running:\n{p.text()}")
-    return rc, p.text()
 
 
 def test_sni_two_names(work, tss, qmail_pem, pki, need):
