@@ -115,16 +115,18 @@ def server_key(request, pki, user):
     """The qmail.pem layout (key first, then the chain), 0600 root, in a directory every
     user may traverse: the PKI's server-ec-combined.pem, or server-rsa.key + server-rsa.pem."""
     d = Path(tempfile.mkdtemp(prefix="tcpserver-keys-pem-"))
-    os.chmod(d, 0o755)
-    pem = d / "qmail.pem"
-    if request.param == "ec":
-        shutil.copyfile(pki / "server-ec-combined.pem", pem)
-    else:
-        pem.write_text((pki / "server-rsa.key").read_text() + (pki / "server-rsa.pem").read_text())
-    os.chmod(pem, 0o600)
-    assert pem.read_text().count("BEGIN CERTIFICATE") >= 2
-    yield ServerKey(request.param, pem)
-    shutil.rmtree(d, ignore_errors=True)
+    try:
+        os.chmod(d, 0o755)
+        pem = d / "qmail.pem"
+        with open(os.open(pem, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            if request.param == "ec":
+                f.write((pki / "server-ec-combined.pem").read_text())
+            else:
+                f.write((pki / "server-rsa.key").read_text() + (pki / "server-rsa.pem").read_text())
+        assert pem.read_text().count("BEGIN CERTIFICATE") >= 2
+        yield ServerKey(request.param, pem)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 # --------------------------------------------------------------- reading memory
