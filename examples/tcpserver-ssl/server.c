@@ -162,6 +162,14 @@ void server_run(const struct opts *o, struct mailtls_config *cfg, int *lfds, int
 				sigaction(SIGTERM, &sa, NULL);
 				for (int j = 0; j < nl; j++)
 					close(lfds[j]);
+				if (loader >= 0)
+					close(loader);
+				/* The child needs them only inside cfg, which it releases after the handshake. */
+				{
+					volatile unsigned char *k = ticket_keys;
+					for (size_t j = 0; j < sizeof ticket_keys; j++)
+						k[j] = 0;
+				}
 				conn_serve(o, cfg, &ci);
 			}
 			close(fd);
