@@ -272,6 +272,8 @@ static void test_combined_pem_serves_chain(void)
 	conn_close(&k);
 	mailtls_config_free(sc);
 	mailtls_config_free(cc);
+	for (size_t i = 0; i < cs.n && i < 4; i++)
+		free(cs.der[i]);
 	free(leaf);
 	free(inter);
 }
