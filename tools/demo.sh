@@ -1,12 +1,16 @@
 #!/bin/sh
 # demo.sh -- show libmailtls working: make a throwaway certificate, start
 # examples/tls-hello on 127.0.0.1 with it, talk to it with
-# `openssl s_client -brief`, and stop it again.
+# `openssl s_client -brief`, and stop it again.  Then, when they are built,
+# the same with examples/tcpserver-ssl running examples/smtp-hello (SMTP over
+# implicit TLS, as qmail-smtpd on port 465) and swaks as the mail client.
 #
 # Usage: tools/demo.sh [ build-dir ]     (default: build)
-# Needs a build tree with tls-hello built (cmake --build build --target tls-hello)
-# and the openssl command.  Exit codes: 0 shown working; 1 the demo failed;
-# 100 usage; 111 missing program or system failure.
+# Needs a build tree with tls-hello built
+# (cmake --build build --target tls-hello tcpserver-ssl smtp-hello) and the
+# openssl command (swaks for the second part).  Exit codes: 0 shown
+# working; 1 the demo failed; 100 usage; 111 missing program or system
+# failure.
 set -eu
 
 prog=demo.sh
@@ -24,11 +28,15 @@ command -v openssl >/dev/null || { echo "$prog: fatal: the openssl command is mi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mailtls-demo.XXXXXX")
 pid=
-cleanup() {
+stop() {
 	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
 		kill "$pid" 2>/dev/null || :
 		wait "$pid" 2>/dev/null || :
 	fi
+	pid=
+}
+cleanup() {
+	stop
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -73,9 +81,7 @@ cat "$tmp/client.out"
 
 echo
 echo "== 4. stopping tls-hello (kill $pid)"
-kill "$pid" 2>/dev/null || :
-wait "$pid" 2>/dev/null || :
-pid=
+stop
 echo "-- its log:"
 cat "$tmp/server.err"
 
@@ -83,7 +89,57 @@ echo
 if grep -q '^Verification: OK' "$tmp/client.err" && grep -q '^hello from tls-hello' "$tmp/client.out" &&
 	grep -q '^echo: hello, world' "$tmp/client.out" && grep -q '^bye' "$tmp/client.out"; then
 	echo "$prog: ok: handshake, greeting, echo and close worked"
+else
+	echo "$prog: FAILED: the conversation above is not what tls-hello should say" >&2
+	exit 1
+fi
+
+# Part two: the flagship, tcpserver-ssl, in front of an SMTP program.
+tss=$build/examples/tcpserver-ssl/tcpserver-ssl
+smtp=$build/examples/smtp-hello/smtp-hello
+if [ ! -x "$tss" ] || [ ! -x "$smtp" ] || ! command -v swaks >/dev/null; then
+	echo "$prog: note: tcpserver-ssl, smtp-hello or swaks missing: the SMTPS part is skipped"
 	exit 0
 fi
-echo "$prog: FAILED: the conversation above is not what tls-hello should say" >&2
+echo
+echo "== 5. tcpserver-ssl running smtp-hello: SMTP over TLS (port 465 style), key and chain in one PEM"
+cat "$tmp/key.pem" "$tmp/cert.pem" >"$tmp/combined.pem"
+"$tss" -1 -v -H -R -l0 -T 20 -n "$tmp/combined.pem" 127.0.0.1 0 "$smtp" mail.demo.example \
+	>"$tmp/tss.out" 2>"$tmp/tss.err" &
+pid=$!
+port=
+i=0
+while [ $i -lt 100 ]; do
+	port=$(sed -n '1s/^\([0-9][0-9]*\)$/\1/p' "$tmp/tss.out")
+	[ -n "$port" ] && break
+	kill -0 "$pid" 2>/dev/null || break
+	sleep 0.1
+	i=$((i + 1))
+done
+if [ -z "$port" ]; then
+	cat "$tmp/tss.err" >&2
+	echo "$prog: fatal: tcpserver-ssl did not start" >&2
+	exit 111
+fi
+echo "tcpserver-ssl (pid $pid) listens on 127.0.0.1:$port"
+echo
+echo "== 6. swaks --tls-on-connect --tls-verify: a message through it"
+timeout 30 swaks --server 127.0.0.1 --port "$port" --tls-on-connect --tls-verify --tls-ca-path "$tmp/cert.pem" \
+	--tls-sni localhost --ehlo client.demo.example --from demo@demo.example \
+	--to postmaster@mail.demo.example --hide-informational >"$tmp/swaks.out" 2>&1 || :
+cat "$tmp/swaks.out"
+
+echo
+echo "== 7. stopping tcpserver-ssl (kill $pid)"
+stop
+echo "-- its log:"
+cat "$tmp/tss.err"
+
+echo
+if grep -q '^<~  220 .*TLSv1' "$tmp/swaks.out" && grep -q '^<~  250 .*discarded' "$tmp/swaks.out" &&
+	grep -q '^<~  221 ' "$tmp/swaks.out" && grep -q '^tcpserver-ssl: tls ' "$tmp/tss.err"; then
+	echo "$prog: ok: SMTP over TLS through tcpserver-ssl worked"
+	exit 0
+fi
+echo "$prog: FAILED: the SMTP conversation above is not what smtp-hello should say" >&2
 exit 1
