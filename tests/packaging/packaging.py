@@ -7,6 +7,7 @@ against the installed copy one way, runs it and checks what it printed: the
 version of the library actually loaded and the file it was loaded from (the
 installed libmailtls.so, or the program itself when linked statically).
 
+  packaging.py install   --build B --work W           what is installed
   packaging.py pkgconfig --build B --src S --work W   pkg-config + cc
   packaging.py cmake     --build B --src S --work W   find_package(mailtls)
   packaging.py libtool   --build B --src S --work W   libtool compile/link
@@ -239,6 +240,68 @@ def test_libtool(args):
     shutil.rmtree(out, ignore_errors=True)
 
 
+def test_install(args):
+    """What cmake --install puts into a prefix: exactly the library's files
+    under include/ and the libdir, and programs that run from there."""
+    prefix = Prefix(args)
+    problems = []
+    real = os.path.basename(os.path.realpath(os.path.join(prefix.lib, "libmailtls.so")))
+    m = re.fullmatch(r"libmailtls\.so\.(\d+)\.\d+\.\d+", real)
+    if not m:
+        raise Failure(f"libmailtls.so points to {real}, not libmailtls.so.N.A.R")
+    want = {os.path.join(args.includedir, "mailtls.h")}
+    lib = args.libdir
+    want |= {os.path.join(lib, f) for f in (
+        "libmailtls.so", f"libmailtls.so.{m.group(1)}", real, "libmailtls.a", "libmailtls.la",
+        "pkgconfig/mailtls.pc", "cmake/mailtls/mailtlsConfig.cmake",
+        "cmake/mailtls/mailtlsConfigVersion.cmake", "cmake/mailtls/mailtlsTargets.cmake")}
+    have = set()
+    for root, _, files in os.walk(prefix.dir):
+        for f in files:
+            have.add(os.path.relpath(os.path.join(root, f), prefix.dir))
+    ours = {f for f in have if f.startswith(args.includedir + "/") or f.startswith(lib + "/")}
+    ours = {f for f in ours if not re.fullmatch(
+        re.escape(lib) + r"/cmake/mailtls/mailtlsTargets-[a-z]+\.cmake", f)}
+    if want - have:
+        problems.append(f"not installed: {' '.join(sorted(want - have))}")
+    if ours - want:
+        problems.append(f"installed but not part of the library: {' '.join(sorted(ours - want))}")
+    # Installed programs: they find libmailtls in the prefix (by LD_LIBRARY_PATH
+    # here; by ldconfig or an rpath in real installations), load no OpenSSL,
+    # and keep no path into the build tree.
+    build = os.path.realpath(args.build)
+    progs = sorted(f for f in have if f.startswith("bin/"))
+    for f in progs:
+        before = len(problems)
+        path = os.path.join(prefix.dir, f)
+        dyn, _ = run(["readelf", "-d", "-W", path], quiet=True)
+        if build in dyn:
+            problems.append(f"{f} keeps a path into the build tree: {dyn.strip()}")
+        env = clean_env(LD_LIBRARY_PATH=prefix.lib)
+        ldd, _ = run(["ldd", path], env=env, quiet=True)
+        if "not found" in ldd:
+            problems.append(f"{f}: a library is not found: {ldd.strip()}")
+        if re.search(r"\blib(?:ssl|crypto)\.so\.(?:3|1\.1)\b", ldd):
+            problems.append(f"{f} loads OpenSSL")
+        if "libmailtls" in ldd and os.path.realpath(prefix.lib) not in \
+                {os.path.dirname(os.path.realpath(p)) for p in re.findall(r"=> (\S*libmailtls\S*)", ldd)}:
+            problems.append(f"{f} does not take libmailtls from {prefix.lib}: {ldd.strip()}")
+        # Started without arguments, it must at least get past the loader.
+        try:
+            r = subprocess.run([path], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True, timeout=10)
+            if r.returncode == 127 or "error while loading shared libraries" in r.stderr:
+                problems.append(f"{f} does not start: {r.stderr.strip()}")
+        except subprocess.TimeoutExpired:
+            pass
+        log(f"installed program {f}: {'ok' if len(problems) == before else 'BAD'}")
+    if problems:
+        raise Failure("; ".join(problems))
+    log(f"ok: the prefix holds exactly the library's {len(want)} files under {args.includedir}/ "
+        f"and {lib}/, and {len(progs)} programs that resolve from it")
+    prefix.remove()
+
+
 def header_exports(path):
     """The function names declared with MAILTLS_EXPORT in mailtls.h."""
     text = open(path).read()
@@ -342,7 +405,7 @@ def test_soname(args):
 
 def main():
     ap = argparse.ArgumentParser(prog=PROG)
-    ap.add_argument("test", choices=("pkgconfig", "cmake", "libtool", "symbols", "soname"))
+    ap.add_argument("test", choices=("install", "pkgconfig", "cmake", "libtool", "symbols", "soname"))
     ap.add_argument("--build", help="the build tree to install")
     ap.add_argument("--src", help="tests/packaging in the source tree")
     ap.add_argument("--work", help="scratch directory for prefixes and builds")
@@ -354,7 +417,7 @@ def main():
     ap.add_argument("--archive", help="libmailtls.a (symbols: also check its global names)")
     ap.add_argument("--cmakelists", help="libmailtls/CMakeLists.txt")
     args = ap.parse_args()
-    need = {"pkgconfig": ("build", "src", "work"), "cmake": ("build", "src", "work"),
+    need = {"install": ("build", "work"), "pkgconfig": ("build", "src", "work"), "cmake": ("build", "src", "work"),
             "libtool": ("build", "src", "work"), "symbols": ("lib", "list", "header"),
             "soname": ("lib", "cmakelists")}[args.test]
     missing = [n for n in need if not getattr(args, n)]
