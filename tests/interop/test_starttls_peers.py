@@ -276,7 +276,7 @@ service imap-login {{
     port = {ports['imap']}
   }}
   inet_listener imaps {{
-    port = 0
+    port = {ports.get('imaps', 0)}
   }}
 }}
 service pop3-login {{
@@ -284,7 +284,7 @@ service pop3-login {{
     port = {ports['pop3']}
   }}
   inet_listener pop3s {{
-    port = 0
+    port = {ports.get('pop3s', 0)}
   }}
 }}
 """
@@ -308,7 +308,8 @@ def dovecot(need, procs, pki, instdir):
     shutil.chown(d / "mail", user="nobody")
     out = ""
     for _ in range(3):
-        ports = {"imap": free_port(), "pop3": free_port()}
+        # imaps and pop3s: implicit TLS, for the tests of tcpclient-ssl that import this fixture
+        ports = {"imap": free_port(), "pop3": free_port(), "imaps": free_port(), "pop3s": free_port()}
         (d / "dovecot.conf").write_text(dovecot_config(d, ports))
         # "dovecot -F" stays in the foreground: the pid started is its master.
         p = procs.start([binary, "-F", "-c", str(d / "dovecot.conf")], name="dovecot")
