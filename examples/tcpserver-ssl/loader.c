@@ -55,11 +55,15 @@ static int send_blobs(int fd, const struct keyblobs *kb)
 	return w == (ssize_t)total ? 0 : -1;
 }
 
-/* The parent is gone when its end of the socketpair hangs up. */
+static pid_t parent;
+
+/* The parent is gone when its end of the socketpair hangs up, or when this
+ * process was handed to another parent (the kernel sends no parent-death
+ * signal to a root loader whose parent changed its uid). */
 static int parent_gone(int fd, int ms)
 {
 	struct pollfd p = { .fd = fd, .events = 0 };
-	return poll(&p, 1, ms) > 0 && (p.revents & (POLLHUP | POLLERR));
+	return (poll(&p, 1, ms) > 0 && (p.revents & (POLLHUP | POLLERR))) || getppid() != parent;
 }
 
 /* Files caught half-replaced (a key that does not match the certificate
@@ -106,6 +110,7 @@ int loader_start(const struct keyfiles *kf, int secs)
 	pid_t pid;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return -1;
+	parent = getpid();
 	pid = fork();
 	if (pid < 0) {
 		close(sv[0]);
@@ -114,8 +119,10 @@ int loader_start(const struct keyfiles *kf, int secs)
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		/* Ends with the parent even if the socket hangup were missed. */
+		/* Ends with the parent while it keeps its uid; parent_gone covers the rest. */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(0);
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGPIPE, SIG_IGN);
 		loader_main(sv[1], kf, secs);
