@@ -504,7 +504,9 @@ MAILTLS_EXPORT const char *mailtls_peer_not_after(struct mailtls *s);
  * SSL_VERSION_INTERFACE, SSL_VERSION_LIBRARY, and with a peer certificate
  * SSL_CLIENT_S_DN, SSL_CLIENT_S_DN_CN, SSL_CLIENT_I_DN, SSL_CLIENT_V_START,
  * SSL_CLIENT_V_END, SSL_CLIENT_M_SERIAL, SSL_CLIENT_VERIFY ("SUCCESS",
- * "FAILED:<reason>" or "NONE"); s6-tlsd's SSL_TLS_SNI_SERVERNAME,
+ * "FAILED:<reason>" or "NONE") on a server session, the same names with
+ * SSL_SERVER_ instead on a client session (mod_ssl's and sslclient's names
+ * for the server's certificate); s6-tlsd's SSL_TLS_SNI_SERVERNAME,
  * SSL_PEER_CERT_HASH, SSL_PEER_CERT_SUBJECT.  Values hold no byte below
  * 0x20 nor above 0x7e (see mailtls_peer_subject), so no certificate can
  * forge, split or truncate a variable.  Returns the block's length

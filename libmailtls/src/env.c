@@ -154,6 +154,15 @@ static void var_num(struct emit *e, const char *name, int v)
 	var(e, name, num, 0);
 }
 
+/* The peer's certificate, in mod_ssl's names: a server's peer is the
+ * client (SSL_CLIENT_*), a client's peer the server (SSL_SERVER_*, as
+ * sslclient names it). */
+static const char *peer_name(const struct mailtls *s, const char *what, char *buf, size_t len)
+{
+	snprintf(buf, len, "SSL_%s_%s", s->is_server ? "CLIENT" : "SERVER", what);
+	return buf;
+}
+
 /* build writes (buf not NULL) or measures the block; returns its length. */
 static size_t build(struct mailtls *s, char *buf, size_t cap)
 {
@@ -164,6 +173,7 @@ static size_t build(struct mailtls *s, char *buf, size_t cap)
 		SSL_SESSION *sess = SSL_get_session(s->ssl);
 		int has_cert = mailtls_peer_has_cert(s);
 		const char *verify;
+		char name[32];
 
 		var(&e, "SSL_PROTOCOL", mailtls_protocol(s), 0);
 		var(&e, "SSL_CIPHER", mailtls_cipher(s), 0);
@@ -186,12 +196,12 @@ static size_t build(struct mailtls *s, char *buf, size_t cap)
 		var(&e, "SSL_VERSION_LIBRARY", "BoringSSL", 0);
 		var(&e, "SSL_TLS_SNI_SERVERNAME", mailtls_servername(s), 0);
 		if (has_cert) {
-			var(&e, "SSL_CLIENT_S_DN", mailtls_peer_subject(s), 1);
-			var(&e, "SSL_CLIENT_S_DN_CN", mailtls_peer_cn(s), 1);
-			var(&e, "SSL_CLIENT_I_DN", mailtls_peer_issuer(s), 1);
-			var(&e, "SSL_CLIENT_V_START", mailtls_peer_not_before(s), 0);
-			var(&e, "SSL_CLIENT_V_END", mailtls_peer_not_after(s), 0);
-			var(&e, "SSL_CLIENT_M_SERIAL", mailtls_peer_serial(s), 0);
+			var(&e, peer_name(s, "S_DN", name, sizeof name), mailtls_peer_subject(s), 1);
+			var(&e, peer_name(s, "S_DN_CN", name, sizeof name), mailtls_peer_cn(s), 1);
+			var(&e, peer_name(s, "I_DN", name, sizeof name), mailtls_peer_issuer(s), 1);
+			var(&e, peer_name(s, "V_START", name, sizeof name), mailtls_peer_not_before(s), 0);
+			var(&e, peer_name(s, "V_END", name, sizeof name), mailtls_peer_not_after(s), 0);
+			var(&e, peer_name(s, "M_SERIAL", name, sizeof name), mailtls_peer_serial(s), 0);
 			var(&e, "SSL_PEER_CERT_HASH", mailtls_peer_fingerprint(s), 0);
 			var(&e, "SSL_PEER_CERT_SUBJECT", mailtls_peer_subject(s), 1);
 		}
@@ -204,12 +214,12 @@ static size_t build(struct mailtls *s, char *buf, size_t cap)
 		else
 			verify = "NONE"; /* not checked (verification off) */
 		if (verify) {
-			var(&e, "SSL_CLIENT_VERIFY", verify, 0);
+			var(&e, peer_name(s, "VERIFY", name, sizeof name), verify, 0);
 		} else {
 			char failed[64];
 			snprintf(failed, sizeof failed, "FAILED:%s",
 			    mailtls_errcode_name(mailtls_peer_verify_result(s)));
-			var(&e, "SSL_CLIENT_VERIFY", failed, 0);
+			var(&e, peer_name(s, "VERIFY", name, sizeof name), failed, 0);
 		}
 	}
 	if (e.nvars == 0)

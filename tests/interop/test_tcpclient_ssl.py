@@ -123,8 +123,8 @@ def fatal_line(out):
 def assert_tls_env(env, sni="localhost"):
     assert env["PROTO"] == "TCP"
     assert env["SSL_PROTOCOL"] in ("TLSv1.2", "TLSv1.3"), env
-    assert env["SSL_CLIENT_VERIFY"] == "SUCCESS", env
-    assert env["SSL_CLIENT_S_DN_CN"] == "localhost", env
+    assert env["SSL_SERVER_VERIFY"] == "SUCCESS", env
+    assert env["SSL_SERVER_S_DN_CN"] == "localhost", env
     assert re.fullmatch(r"SHA256:[0-9a-f]{64}", env["SSL_PEER_CERT_HASH"]), env
     if sni:
         assert env["SSL_TLS_SNI_SERVERNAME"] == sni
@@ -191,8 +191,8 @@ def test_insecure_z_connects_and_reports(client, need, procs, pki):
     _, port = s_server(need, procs, pki, "wrongname")
     r = client.run(["-R", "-z"], "localhost", port, ["send:abc", "expect:^cba$"])
     assert r.rc == 0 and r.rec["error"] is None, r
-    assert r.env["SSL_CLIENT_VERIFY"] == "FAILED:verify-name", r.env
-    assert r.env["SSL_CLIENT_S_DN_CN"] == "other.example.net"
+    assert r.env["SSL_SERVER_VERIFY"] == "FAILED:verify-name", r.env
+    assert r.env["SSL_SERVER_S_DN_CN"] == "other.example.net"
 
 
 def test_unknown_ca_fails_closed(client, need, procs, pki):
@@ -207,7 +207,7 @@ def test_trust_anchors_from_cafile_env_and_none(client, need, procs, pki):
     # CAFILE instead of -a.
     r = client.run(["-R"], "localhost", port, ["send:ok", "expect:^ko$"], ca=False,
                    env=client.env(CAFILE=str(pki / "ca.pem")))
-    assert r.rc == 0 and r.env["SSL_CLIENT_VERIFY"] == "SUCCESS", r
+    assert r.rc == 0 and r.env["SSL_SERVER_VERIFY"] == "SUCCESS", r
     # Neither: the system's anchors (which do not hold the test CA), or none at all.
     r = client.run(["-R"], "localhost", port, ["send:never"], ca=False)
     assert r.rc == 111 and r.rec is None, r
@@ -231,7 +231,7 @@ def test_ip_literal_and_ipv6(client, need, procs, pki):
     r = client.run(["-R"], "::1", port6, ["send:v6", "expect:^6v$"])
     assert r.rc == 0, r
     assert r.env["PROTO"] == "TCP6" and r.env["TCP6REMOTEIP"] == "::1" and r.env["TCPREMOTEIP"] == "::1"
-    assert r.env["SSL_CLIENT_VERIFY"] == "SUCCESS" and "SSL_TLS_SNI_SERVERNAME" not in r.env
+    assert r.env["SSL_SERVER_VERIFY"] == "SUCCESS" and "SSL_TLS_SNI_SERVERNAME" not in r.env
     # -N gives the name to send and verify.
     r = client.run(["-R", "-N", "mail.test.example"], "127.0.0.1", port, ["send:n", "expect:^n$"])
     assert r.rc == 0 and r.env["SSL_TLS_SNI_SERVERNAME"] == "mail.test.example", r
@@ -414,8 +414,8 @@ def test_postfix_ucspitls_client(client, postfix):
     assert r.rec["fd6"] == "socket" and r.rec["fd7"] == "socket"
     assert {"SSLCTLFD", "SSLREADFD", "SSLWRITEFD"} <= env.keys(), env
     assert not any(k.startswith("SSL_") for k in env), env      # TLS had not started yet
-    assert facts["SSL_PROTOCOL"] in ("TLSv1.2", "TLSv1.3") and facts["SSL_CLIENT_VERIFY"] == "SUCCESS", facts
-    assert facts["SSL_TLS_SNI_SERVERNAME"] == "localhost" and facts["SSL_CLIENT_S_DN_CN"] == "localhost"
+    assert facts["SSL_PROTOCOL"] in ("TLSv1.2", "TLSv1.3") and facts["SSL_SERVER_VERIFY"] == "SUCCESS", facts
+    assert facts["SSL_TLS_SNI_SERVERNAME"] == "localhost" and facts["SSL_SERVER_S_DN_CN"] == "localhost"
     assert r.rec["facts_raw"].endswith("\0\0")
     before = r.rec["lines"][:r.rec["lines"].index("220 2.0.0 Ready to start TLS") + 1]
     after = r.rec["lines"][len(before):]
@@ -529,7 +529,7 @@ def test_ucspitls_both_sides_with_tcpserver_ssl(client, procs, pki):
     r = client.run(["-R", "-y"], "localhost", port, steps)
     assert r.rc == 0 and r.rec["error"] is None, r
     ours = r.rec["facts"]
-    assert ours["SSL_CLIENT_VERIFY"] == "SUCCESS" and ours["SSL_CLIENT_S_DN_CN"] == "localhost", ours
+    assert ours["SSL_SERVER_VERIFY"] == "SUCCESS" and ours["SSL_SERVER_S_DN_CN"] == "localhost", ours
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline and not (srv_rec.exists() and json.loads(srv_rec.read_text())["done"]):
         time.sleep(0.05)
