@@ -609,7 +609,9 @@ struct mailtls_ucspitls {
 
 /* mailtls_ucspitls_open makes the socketpair and the two pipes.  The
  * program's ends are not close-on-exec (the program inherits them); ours
- * are.  Returns 0, or -1 with errno (all closed again). */
+ * are.  They take the lowest free descriptors, which may be 6 or 7: a
+ * client that puts the connection on fds 6/7 moves them first.  Returns 0,
+ * or -1 with errno (all closed again). */
 MAILTLS_EXPORT int mailtls_ucspitls_open(struct mailtls_ucspitls *u);
 
 /* mailtls_ucspitls_close_program closes the program's ends (call it in the
