@@ -159,6 +159,9 @@ static int step(struct mailtls *s, int *failed, uint8_t *got, size_t *gotlen, si
 		*failed = 1;
 	if (r != 0)
 		return 0;
+	/* mailtls.h: 0 means the handshake is done, so the facts are there. */
+	FUZZ_CHECK(mailtls_protocol(s) != NULL && mailtls_cipher(s) != NULL,
+	    "mailtls_handshake returned 0 but the session has no protocol: the handshake is not done");
 	for (;;) {
 		uint8_t buf[512];
 		r = mailtls_read(s, buf, sizeof buf);
