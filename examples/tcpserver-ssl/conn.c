@@ -1,20 +1,25 @@
 /* conn.c -- one connection, in the forked child: names, rules, the
  * environment, the TLS handshake with a deadline, then the program on
- * plaintext pipes with this process as the relay.  Exits with the
- * program's status (or dies of its signal), 100 when the rules deny, 111
- * on a temporary failure. */
+ * plaintext pipes with this process as the relay.  Under -y (UCSPI-TLS)
+ * the program starts first, on the socket in plaintext, and the handshake
+ * and the relay follow only when it asks for them on SSLCTLFD.  Exits with
+ * the program's status (or dies of its signal), 100 when the rules deny,
+ * 111 on a temporary failure. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rules.h"
@@ -76,11 +81,16 @@ static void put_block(const char *b, size_t len)
 	}
 }
 
-/* Only the TLS layer says what SSL_* means: whatever the server's own
- * environment or a rule set under those names goes first. */
+/* Only the TLS layer says what SSL_* and the UCSPI-TLS descriptors mean:
+ * whatever the server's own environment or a rule set under those names
+ * goes first (a program must not write its TLS request to a descriptor
+ * someone else named). */
 static void drop_ssl_vars(void)
 {
 	char name[256];
+	unsetenv("SSLCTLFD");
+	unsetenv("SSLREADFD");
+	unsetenv("SSLWRITEFD");
 	for (size_t i = 0; environ[i];) {
 		const char *eq = strchr(environ[i], '=');
 		size_t n = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
@@ -125,7 +135,9 @@ static void log_tls(struct mailtls *s)
 }
 
 /* Starts the program with |in| as its fd 0 and |out| as fd 1, by
- * posix_spawn, whose cost does not grow with this process's size. */
+ * posix_spawn, whose cost does not grow with this process's size.  Every
+ * other descriptor of this process is close-on-exec, except the UCSPI-TLS
+ * ends meant for the program (-y). */
 static pid_t start_prog(char **prog, int in, int out)
 {
 	posix_spawn_file_actions_t fa;
@@ -153,6 +165,14 @@ static pid_t start_prog(char **prog, int in, int out)
 	return pid;
 }
 
+static pid_t start_prog_or_die(const struct opts *o, int in, int out)
+{
+	pid_t pid = start_prog(o->prog, in, out);
+	if (pid < 0)
+		fatal(111, "unable to run %s: %s", o->prog[0], strerror(errno));
+	return pid;
+}
+
 /* Pass the program's end on as this process's own: its exit code, or its
  * signal (without a core file of ours). */
 static void exit_like(int st)
@@ -167,6 +187,83 @@ static void exit_like(int st)
 	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 111);
 }
 
+/* Waits for the program, however long it takes, and exits as it did. */
+static void wait_and_exit_like(pid_t pid)
+{
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			_exit(111);
+	exit_like(st);
+}
+
+/* After a failure once the program runs: SIGTERM (before the program
+ * sees its descriptors close, so it ends by the signal rather than going
+ * on as if TLS had been refused), a few seconds to end, then SIGKILL.
+ * This process exits |code| (111) either way, and only once the program
+ * is gone, so the end line means the connection is over. */
+#define PROG_TERM_SECS 5
+static void end_prog_and_exit(pid_t pid, struct mailtls_ucspitls *u, int sock, int code)
+{
+	struct timespec tick = { 0, 20 * 1000 * 1000 };
+	int st;
+	kill(pid, SIGTERM);
+	kill(pid, SIGCONT);
+	mailtls_ucspitls_close_ours(u);
+	close(sock);
+	for (int i = 0; i < PROG_TERM_SECS * 50; i++) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		if (r == pid || (r < 0 && errno != EINTR))
+			_exit(code);
+		nanosleep(&tick, NULL);
+	}
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	_exit(code);
+}
+
+/* The TLS handshake within -T seconds; a failure is logged. */
+static int handshake(const struct opts *o, struct mailtls *s)
+{
+	if (mailtls_handshake_timeout(s, o->hs_timeout) < 0) {
+		log_error("tls failed %ld %s: %s", (long)getpid(), mailtls_errcode_name(mailtls_errcode(s)),
+		    mailtls_error(s));
+		return -1;
+	}
+	return 0;
+}
+
+/* Once the handshake is done: the tls line, and no private key stays in
+ * the process that lives as long as the session. */
+static int tls_established(struct mailtls *s, struct mailtls_config *cfg)
+{
+	log_tls(s);
+	if (mailtls_release_config(s) < 0)
+		return -1;
+	mailtls_config_free(cfg);
+	return 0;
+}
+
+/* The relay between the session and the program's plaintext descriptors
+ * (|rfd|: what it writes, |wfd|: what it reads), then the program's end
+ * is this process's end. */
+static void relay_and_exit_like(struct mailtls *s, int rfd, int wfd, int sock, pid_t pid)
+{
+	struct mailtls_relay_result res;
+	if (mailtls_relay(s, rfd, wfd, MAILTLS_RELAY_OWN_FDS, 0, &res) < 0 &&
+	    mailtls_errcode(s) != MAILTLS_E_TRUNCATED)
+		log_error("relay %ld: %s", (long)getpid(), mailtls_error(s));
+	/* The relay closed |rfd| at its end of file only: a program still
+	 * writing to a peer that is gone gets EPIPE rather than a full pipe
+	 * nobody reads while this process waits for it. */
+	if (!res.plain_eof)
+		close(rfd);
+	mailtls_free(s);
+	close(sock);
+	wait_and_exit_like(pid);
+}
+
 static void run_plain(const struct opts *o, struct conninfo *ci)
 {
 	if (dup2(ci->fd, 0) < 0 || dup2(ci->fd, 1) < 0)
@@ -176,43 +273,114 @@ static void run_plain(const struct opts *o, struct conninfo *ci)
 	fatal(111, "unable to run %s: %s", o->prog[0], strerror(errno));
 }
 
+/* TLS at once: the handshake, then the program on plaintext pipes. */
 static void run_tls(const struct opts *o, struct mailtls_config *cfg, struct conninfo *ci)
 {
 	struct mailtls *s = mailtls_server(cfg, ci->fd, ci->fd);
-	struct mailtls_relay_result res;
-	int to_prog[2], from_prog[2], st;
+	int to_prog[2], from_prog[2];
 	pid_t pid;
 	if (!s)
 		fatal(111, "unable to make a TLS session: %s", strerror(errno));
-	if (mailtls_handshake_timeout(s, o->hs_timeout) < 0) {
-		log_error("tls failed %ld %s: %s", (long)getpid(), mailtls_errcode_name(mailtls_errcode(s)),
-		    mailtls_error(s));
+	if (handshake(o, s) < 0)
 		_exit(111);
-	}
-	log_tls(s);
 	tls_env(s);
-	/* No private key stays in the process that lives as long as the session. */
-	if (mailtls_release_config(s) < 0)
+	if (tls_established(s, cfg) < 0)
 		_exit(111);
-	mailtls_config_free(cfg);
 	if (o->banner && mailtls_timeoutwrite(o->hs_timeout, s, o->banner, strlen(o->banner)) < 0)
 		_exit(111);
 	if (pipe2(to_prog, O_CLOEXEC) < 0 || pipe2(from_prog, O_CLOEXEC) < 0)
 		fatal(111, "unable to create pipes: %s", strerror(errno));
-	pid = start_prog(o->prog, to_prog[0], from_prog[1]);
-	if (pid < 0)
-		fatal(111, "unable to run %s: %s", o->prog[0], strerror(errno));
+	pid = start_prog_or_die(o, to_prog[0], from_prog[1]);
 	close(to_prog[0]);
 	close(from_prog[1]);
-	if (mailtls_relay(s, from_prog[0], to_prog[1], MAILTLS_RELAY_OWN_FDS, 0, &res) < 0 &&
-	    mailtls_errcode(s) != MAILTLS_E_TRUNCATED)
-		log_error("relay %ld: %s", (long)getpid(), mailtls_error(s));
-	mailtls_free(s);
-	close(ci->fd);
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			_exit(111);
-	exit_like(st);
+	relay_and_exit_like(s, from_prog[0], to_prog[1], ci->fd, pid);
+}
+
+/* pidfd_of returns a descriptor that polls readable once |pid| has ended,
+ * or -1 where the kernel has none (Linux before 5.3). */
+static int pidfd_of(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+	(void)pid;
+	return -1;
+#endif
+}
+
+/* The program's request on SSLCTLFD: 'y', 'Y', 0 (it closed SSLCTLFD or
+ * ended without asking) or -1 (the error on |s|).  A program that ended
+ * counts as not asking even while a process it left behind still holds
+ * SSLCTLFD, so the connection closes when the program does. */
+static int ucspitls_request(struct mailtls *s, const struct mailtls_ucspitls *u, pid_t pid)
+{
+	int pfd = pidfd_of(pid);
+	if (pfd >= 0) {
+		struct pollfd p[2] = { { .fd = u->ctl[1], .events = POLLIN }, { .fd = pfd, .events = POLLIN } };
+		for (;;) {
+			int r = poll(p, 2, -1);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r > 0 && p[1].revents) {
+				close(pfd);
+				return 0;
+			}
+			break;   /* a request (or a poll failure: the library's wait reports it) */
+		}
+		close(pfd);
+	}
+	return mailtls_ucspitls_wait(s, u, 0);
+}
+
+/* UCSPI-TLS (-y): the program starts on the socket itself, in plaintext,
+ * with SSLCTLFD, SSLREADFD and SSLWRITEFD; TLS starts when it asks. */
+static void run_ucspitls(const struct opts *o, struct mailtls_config *cfg, struct conninfo *ci)
+{
+	struct mailtls_ucspitls u;
+	struct mailtls *s;
+	char env[128];
+	ssize_t n;
+	pid_t pid;
+	int req;
+
+	if (mailtls_ucspitls_open(&u) < 0)
+		fatal(111, "unable to create the UCSPI-TLS descriptors: %s", strerror(errno));
+	n = mailtls_ucspitls_env(&u, env, sizeof env);
+	if (n < 0)
+		fatal(111, "out of memory");
+	put_block(env, (size_t)n);
+	if (!(s = mailtls_server(cfg, ci->fd, ci->fd)))
+		fatal(111, "unable to make a TLS session: %s", strerror(errno));
+	pid = start_prog_or_die(o, ci->fd, ci->fd);
+	mailtls_ucspitls_close_program(&u);
+
+	req = ucspitls_request(s, &u, pid);
+	if (req == 0) {
+		/* Plaintext to the end: the connection closes when the program
+		 * does, and declining TLS is no reason to end it. */
+		mailtls_free(s);
+		mailtls_config_free(cfg);
+		mailtls_ucspitls_close_ours(&u);
+		close(ci->fd);
+		wait_and_exit_like(pid);
+	}
+	/* The program now reads SSLREADFD and writes SSLWRITEFD: what still
+	 * comes on the socket is the client's TLS (bytes it sent after the
+	 * program's "220 ready" and before its ClientHello make the handshake
+	 * fail, as they must). */
+	if (req < 0) {
+		log_error("tls failed %ld %s: %s", (long)getpid(), mailtls_errcode_name(mailtls_errcode(s)),
+		    mailtls_error(s));
+	} else if (handshake(o, s) == 0) {
+		if (req == 'Y' && mailtls_ucspitls_reply(s, &u, o->hs_timeout) < 0) {
+			log_error("tls failed %ld %s: unable to send the TLS facts: %s", (long)getpid(),
+			    mailtls_errcode_name(mailtls_errcode(s)), mailtls_error(s));
+		} else if (tls_established(s, cfg) == 0) {
+			close(u.ctl[1]);
+			relay_and_exit_like(s, u.wr[0], u.rd[1], ci->fd, pid);
+		}
+	}
+	end_prog_and_exit(pid, &u, ci->fd, 111);
 }
 
 void conn_serve(const struct opts *o, struct mailtls_config *cfg, struct conninfo *ci)
@@ -227,8 +395,9 @@ void conn_serve(const struct opts *o, struct mailtls_config *cfg, struct conninf
 	if (!o->keep_ipopts && !ci->v6)
 		setsockopt(ci->fd, IPPROTO_IP, IP_OPTIONS, NULL, 0);
 	setsockopt(ci->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	if (!o->tls && o->banner) {
-		/* Plain tcpserver writes the banner before any lookup. */
+	if ((!o->tls || o->ucspitls) && o->banner) {
+		/* Plain tcpserver writes the banner before any lookup; so does -y,
+		 * whose program starts in plaintext. */
 		if (write(ci->fd, o->banner, strlen(o->banner)) < 0)
 			_exit(111);
 	}
@@ -260,9 +429,10 @@ void conn_serve(const struct opts *o, struct mailtls_config *cfg, struct conninf
 		put_block(rr.env, rr.envlen);
 	rules_result_free(&rr);
 	drop_ssl_vars();
-	if (o->tls) {
+	if (o->tls && o->ucspitls)
+		run_ucspitls(o, cfg, ci);
+	if (o->tls)
 		run_tls(o, cfg, ci);
-	}
 	mailtls_config_free(cfg);
 	run_plain(o, ci);
 	_exit(111);

@@ -87,12 +87,13 @@ static void parse(int argc, char **argv, struct opts *o)
 		case '6': o->family = 6; break;
 		case 'I': o->iface = optarg; break;
 		case 's': o->tls = 1; break;
-		case 'S': o->tls = 0; break;
+		case 'S': o->tls = 0; o->ucspitls = 0; break;   /* -y too: no TLS at all */
+		case 'y': o->tls = 1; o->ucspitls = 1; break;
 		case 'n': o->pemfile = optarg; break;
 		case 'T': o->hs_timeout = (int)number(optarg, 1); break;
 		case 'w': o->client_verify = MAILTLS_VERIFY_OPTIONAL; break;
 		case 'W': o->client_verify = MAILTLS_VERIFY_REQUIRE; break;
-		case 'y': case 'e': case 'k':
+		case 'e': case 'k':
 			fprintf(stderr, "%s: fatal: -%c is not available in this version\n", PROGNAME, c);
 			exit(100);
 		default:

@@ -29,7 +29,8 @@ struct opts {
 	int ident_timeout;        /* -t */
 	int family;               /* 0, 4 (-4) or 6 (-6) */
 	const char *iface;        /* -I */
-	int tls;                  /* -s / -S */
+	int tls;                  /* -s / -S (-y turns it on) */
+	int ucspitls;             /* -y: UCSPI-TLS, the program starts TLS (needs tls) */
 	const char *pemfile;      /* -n */
 	int hs_timeout;           /* -T */
 	int client_verify;        /* MAILTLS_VERIFY_* from -w / -W */

@@ -64,19 +64,35 @@ ssize_t mailtls_ucspitls_env(const struct mailtls_ucspitls *u, char *buf, size_t
 
 int mailtls_ucspitls_wait(struct mailtls *s, const struct mailtls_ucspitls *u, int secs)
 {
-	struct timespec dl;
+	struct timespec dl = { 0, 0 };
 	unsigned char c;
 	ssize_t n;
 	mt_clearerr(s);
+	if (u->ctl[1] < 0) {
+		/* poll(2) would ignore it and wait forever. */
+		mt_seterr(s, MAILTLS_E_USAGE, "UCSPI-TLS: the control socket is closed");
+		return -1;
+	}
 	if (secs > 0)
 		mt_deadline(&dl, secs);
+	/* Always poll, then take what is there: a control socket the caller
+	 * made non-blocking neither spins nor fails with EAGAIN. */
 	for (;;) {
-		if (secs > 0) {
-			int w = mt_wait(s, u->ctl[1], POLLIN, &dl);
-			if (w <= 0)
-				return -1;
+		struct pollfd p = { .fd = u->ctl[1], .events = POLLIN };
+		int r = poll(&p, 1, secs > 0 ? mt_ms_left(&dl) : -1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			mt_seterr(s, MAILTLS_E_SYSTEM, "UCSPI-TLS control socket: poll: %s", strerror(errno));
+			return -1;
 		}
-		n = recv(u->ctl[1], &c, 1, secs > 0 ? MSG_DONTWAIT : 0);
+		if (r == 0) {
+			if (mt_ms_left(&dl) > 0)
+				continue;
+			mt_seterr(s, MAILTLS_E_TIMEOUT, "UCSPI-TLS: timed out waiting for the program's request");
+			return -1;
+		}
+		n = recv(u->ctl[1], &c, 1, MSG_DONTWAIT);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		break;
@@ -100,6 +116,12 @@ int mailtls_ucspitls_reply(struct mailtls *s, const struct mailtls_ucspitls *u, 
 	ssize_t len = mailtls_env(s, NULL, 0), off = 0;
 	char *buf;
 	mt_clearerr(s);
+	if (!s->handshake_done) {
+		/* Before the handshake the block would be empty: the program
+		 * would take a plaintext session for an encrypted one. */
+		mt_seterr(s, MAILTLS_E_USAGE, "UCSPI-TLS: no facts to send before the handshake is done");
+		return -1;
+	}
 	if (len < 0 || !(buf = malloc((size_t)len))) {
 		mt_seterr(s, MAILTLS_E_NOMEM, "out of memory");
 		return -1;
