@@ -1,0 +1,95 @@
+/* qmail-remote -- sends one message to one host by SMTP, netqmail 1.06's
+ * contract byte for byte (see qmail-remote.8), with TLS by policy through
+ * libmailtls.  ISC license: see LICENSE. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "qmail-remote.h"
+
+static struct ip ips[MAX_IPS];
+
+int main(int argc, char **argv)
+{
+	const char *home = getenv("QMAILHOME");
+	const char *relay;
+	char host[1024], relayhost[1024];
+	unsigned port = 25;
+	int n, i, prefme, flagrelay = 0;
+	int plain_later[MAX_IPS], nplain = 0;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (argc < 4)
+		perm_usage();
+	if (chdir(home && *home ? home : QMAIL_REMOTE_HOME) < 0)
+		temp_chdir();
+	controls_read();
+	if (strlen(argv[1]) >= sizeof host)
+		perm_dns(argv[1]);
+	snprintf(host, sizeof host, "%s", argv[1]);
+
+	relay = route_lookup(host);
+	if (relay && *relay) {
+		/* relay[:port]; an IPv6 relay is written in brackets */
+		const char *colon;
+		size_t rl;
+		if (relay[0] == '[' && strchr(relay, ']'))
+			colon = strchr(strchr(relay, ']'), ':');
+		else
+			colon = strchr(relay, ':');
+		rl = colon ? (size_t)(colon - relay) : strlen(relay);
+		if (rl >= sizeof relayhost)
+			temp_control();
+		memcpy(relayhost, relay, rl);
+		relayhost[rl] = 0;
+		if (colon)
+			port = (unsigned)strtoul(colon + 1, NULL, 10);
+		flagrelay = 1;
+	}
+	sender = argv[2];
+	recips = argv + 3;
+
+	n = flagrelay ? dns_ip(relayhost, ips, MAX_IPS, 0) : dns_mxip(host, ips, MAX_IPS);
+	if (n == DNS_SOFT)
+		temp_dns();
+	if (n == DNS_HARD)
+		perm_dns(flagrelay ? relayhost : host);
+	if (n <= 0)
+		perm_nomx();
+
+	/* MX hosts at or below this host's own preference are dropped (#5.4.6);
+	 * a relay from smtproutes is always used.  (No CNAME canonicalisation
+	 * of recipients yet: the all-aliases rule never applies.) */
+	prefme = 100000;
+	for (i = 0; i < n; i++)
+		if (ipme_is(&ips[i]) && ips[i].pref < prefme)
+			prefme = ips[i].pref;
+	if (flagrelay)
+		prefme = 300000;
+	for (i = 0; i < n; i++)
+		if (ips[i].pref < prefme)
+			break;
+	if (i >= n)
+		perm_ambigmx();
+
+	for (i = 0; i < n; i++) {
+		int r;
+		if (ips[i].pref >= prefme)
+			continue;
+		r = smtp(&ips[i], port, host, 1);
+		if (r == TRY_PLAIN_LATER)
+			plain_later[nplain++] = i;
+	}
+	/* may: a host whose handshake failed gets the message in plaintext. */
+	for (i = 0; i < nplain; i++)
+		(void)smtp(&ips[plain_later[i]], port, host, 0);
+	if (tls_failure[0]) {
+		out("ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n");
+		note_add("%s", tls_failure);
+		note_out();
+		zerodie();
+	}
+	temp_noconn();
+}

@@ -1,0 +1,129 @@
+/* qmail-remote.h -- what the parts of qmail-remote share.  The program
+ * uses only mailtls.h from libmailtls.  ISC license: see LICENSE. */
+#ifndef QMAIL_REMOTE_H
+#define QMAIL_REMOTE_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "mailtls.h"
+
+#ifndef QMAIL_REMOTE_HOME
+#define QMAIL_REMOTE_HOME "/var/qmail"
+#endif
+#ifndef QMAIL_REMOTE_CAFILE
+#define QMAIL_REMOTE_CAFILE "/etc/ssl/certs/ca-certificates.crt"
+#endif
+
+#define HUGESMTPTEXT 5000     /* remote text kept for the report (netqmail's cut) */
+#define REPLY_MAX_LINES 100   /* lines in one reply before we give up on it */
+#define REPLY_MAX_BYTES 65536 /* bytes in one reply before we give up on it */
+#define MAX_IPS 64
+
+/* io.c: the report on fd 1 (buffered, written at the end), and the end. */
+void out(const char *s);
+void outn(const char *s, size_t n);
+void outsafe(const char *s);
+void zero(void);
+void zerodie(void) __attribute__((noreturn));
+void temp_nomem(void) __attribute__((noreturn));
+void temp_oserr(void) __attribute__((noreturn));
+void temp_noconn(void) __attribute__((noreturn));
+void temp_read(void) __attribute__((noreturn));
+void temp_dns(void) __attribute__((noreturn));
+void temp_chdir(void) __attribute__((noreturn));
+void temp_control(void) __attribute__((noreturn));
+void perm_partialline(void) __attribute__((noreturn));
+void perm_usage(void) __attribute__((noreturn));
+void perm_dns(const char *host) __attribute__((noreturn));
+void perm_nomx(void) __attribute__((noreturn));
+void perm_ambigmx(void) __attribute__((noreturn));
+/* "TLS: ..." and fallback notes added to the final K/Z/D text. */
+void note_add(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void note_out(void);
+void safe_copy(char *dst, size_t n, const char *src);
+
+/* control.c: control/ files, qmail's way (missing = default, unreadable = Z). */
+struct controls {
+	char *me, *helohost;
+	int timeoutconnect, timeoutremote;
+	char *smtproutes;         /* the file's text, lines split at \n (NULs) */
+	size_t smtproutes_len;
+	char *tlspolicy;
+	size_t tlspolicy_len;
+	char *tlscafile;          /* path of the CA bundle (control/tlscafile), or NULL */
+};
+extern struct controls ctl;
+void controls_read(void);
+/* control_readfile: 1 read (malloc'd, NUL-terminated, *len), 0 missing, -1 error. */
+int control_readfile(const char *fn, char **text, size_t *len);
+int control_exists(const char *fn);   /* 1, 0, or temp_control() */
+/* route_lookup: the relay for |host| (host[:port]) or NULL; "" means MX. */
+const char *route_lookup(const char *host);
+
+/* dns.c */
+struct ip {
+	int family;               /* AF_INET or AF_INET6 */
+	unsigned char a[16];
+	int pref;
+	char name[256];           /* the MX host name (or the address text for literals) */
+};
+#define DNS_SOFT (-1)
+#define DNS_HARD (-2)
+int ip_literal(const char *s, struct ip *ip);   /* "[1.2.3.4]", "1.2.3.4", "[::1]", "[IPv6:::1]" */
+int dns_ip(const char *host, struct ip *ips, int max, int pref);    /* count or DNS_* */
+int dns_mxip(const char *host, struct ip *ips, int max);           /* count or DNS_* */
+void ip_fmt(const struct ip *ip, char *buf, size_t n);
+int ipme_is(const struct ip *ip);
+
+/* io.c: one connection to the remote host, plaintext or TLS. */
+struct conn {
+	int fd;
+	struct mailtls *tls;      /* non-NULL once TLS is up */
+	int timeout;
+	char ibuf[4096];
+	size_t ipos, ilen;
+	char obuf[8192];
+	size_t olen;
+};
+extern char partner[64];      /* the address as text, for the report */
+extern int flagcritical;
+extern char smtptext[HUGESMTPTEXT + 1];
+extern size_t smtptext_len;
+void dropped(struct conn *c) __attribute__((noreturn));
+void conn_put(struct conn *c, const char *s, size_t n);
+void conn_puts(struct conn *c, const char *s);
+void conn_flush(struct conn *c);
+unsigned long smtpcode(struct conn *c);
+void outsmtptext(void);
+void smtptext_set(const char *s);
+void quit(struct conn *c, const char *prepend, const char *append) __attribute__((noreturn));
+void conn_quit_close(struct conn *c);
+int tcp_connect(const struct ip *ip, unsigned port, int secs);
+
+/* tls.c: the policy of one destination and the TLS steps. */
+enum { POL_NONE, POL_MAY, POL_ENCRYPT, POL_VERIFY, POL_SECURE, POL_FINGERPRINT };
+struct policy {
+	int level;
+	char cafile[1024];        /* trust anchors for verify/secure ("" none) */
+	char match[1024];         /* extra names for secure, '|'-separated */
+	char fingerprints[2048];  /* for fingerprint, '|'-separated */
+	char source[700];         /* where the level came from, for the report */
+};
+extern const char *policy_names[];
+void policy_for(const char *domain, const char *mxhost, struct policy *p);
+/* Return values of smtp_session: the delivery ended (never), or try another
+ * address: TRY_NEXT (reason noted), TRY_PLAIN_LATER (may: handshake failed). */
+#define TRY_NEXT 1
+#define TRY_PLAIN_LATER 2
+extern char tls_failure[1024];  /* the last reason a TLS-requiring delivery could not go on */
+int tls_start(struct conn *c, const struct ip *ip, const struct policy *p, const char *domain,
+    int implicit);
+
+/* smtp.c */
+extern char *sender;
+extern char **recips;
+int smtp(const struct ip *ip, unsigned port, const char *domain, int tls_allowed);
+
+#endif

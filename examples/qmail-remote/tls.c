@@ -1,0 +1,361 @@
+/* tls.c -- the TLS policy of one destination and the TLS steps.
+ *
+ * The level of a delivery (Postfix's names and meanings):
+ *   1. control/tlspolicy, a line for the MX host, then for the recipient
+ *      domain or a parent of it (".example" lines), in that order;
+ *   2. control/tlshosts/<mxhost>.pem: verify, against that file only;
+ *   3. control/notlshosts/<mxhost>, or control/tlshosts/exhaustivelist: none;
+ *   4. control/tlspolicy's default line (empty domain), else may.
+ * tlspolicy lines: "domain-or-host:level[:option,option...]", options
+ * ca=FILE, match=NAME|NAME (secure), fingerprint=SHA256:...|... */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "qmail-remote.h"
+
+const char *policy_names[] = { "none", "may", "encrypt", "verify", "secure", "fingerprint" };
+char tls_failure[1024];
+
+static int level_of(const char *s, size_t n)
+{
+	int i;
+	for (i = 0; i <= POL_FINGERPRINT; i++)
+		if (strlen(policy_names[i]) == n && !strncasecmp(s, policy_names[i], n))
+			return i;
+	return -1;
+}
+
+/* The tlspolicy line for exactly |key|, or NULL. */
+static const char *policy_line(const char *key, size_t klen)
+{
+	size_t i = 0;
+	while (ctl.tlspolicy && i < ctl.tlspolicy_len) {
+		const char *line = ctl.tlspolicy + i;
+		size_t l = strlen(line);
+		if (line[0] != '#' && l > klen && line[klen] == ':' && !strncasecmp(line, key, klen))
+			return line + klen + 1;
+		i += l + 1;
+	}
+	return NULL;
+}
+
+/* A line's level and options into |p|; a line that names no level is
+ * taken as "secure" would be: refuse it as unreadable control (Z). */
+static void policy_parse(const char *v, struct policy *p)
+{
+	const char *colon = strchr(v, ':');
+	size_t n = colon ? (size_t)(colon - v) : strlen(v);
+	int lv = level_of(v, n);
+	if (lv < 0)
+		temp_control();
+	p->level = lv;
+	if (!colon)
+		return;
+	for (v = colon + 1; *v;) {
+		const char *end = strchr(v, ',');
+		size_t l = end ? (size_t)(end - v) : strlen(v);
+		char opt[2048];
+		if (l >= sizeof opt)
+			temp_control();
+		memcpy(opt, v, l);
+		opt[l] = 0;
+		if (!strncmp(opt, "ca=", 3))
+			snprintf(p->cafile, sizeof p->cafile, "%s", opt + 3);
+		else if (!strncmp(opt, "match=", 6))
+			snprintf(p->match, sizeof p->match, "%s", opt + 6);
+		else if (!strncmp(opt, "fingerprint=", 12))
+			snprintf(p->fingerprints, sizeof p->fingerprints, "%s", opt + 12);
+		else if (*opt)
+			temp_control();
+		v += l;
+		if (*v == ',')
+			v++;
+	}
+}
+
+/* Lines for |name| itself, then ".parent" lines. */
+static const char *policy_match(const char *name, char *which, size_t wn)
+{
+	size_t n = strlen(name), i;
+	for (i = 0; i < n; i++)
+		if (i == 0 || name[i] == '.') {
+			const char *v = policy_line(name + i, n - i);
+			if (v) {
+				snprintf(which, wn, "%s", name + i);
+				return v;
+			}
+		}
+	return NULL;
+}
+
+void policy_for(const char *domain, const char *mxhost, struct policy *p)
+{
+	char fn[600], which[300];
+	const char *v;
+	memset(p, 0, sizeof *p);
+	p->level = POL_MAY;
+	if ((v = policy_match(mxhost, which, sizeof which)) || (v = policy_match(domain, which, sizeof which))) {
+		snprintf(p->source, sizeof p->source, "tlspolicy %s", which);
+		policy_parse(v, p);
+		return;
+	}
+	if (strlen(mxhost) < 300 && !strchr(mxhost, '/')) {
+		snprintf(fn, sizeof fn, "control/tlshosts/%s.pem", mxhost);
+		if (control_exists(fn)) {
+			p->level = POL_VERIFY;
+			snprintf(p->cafile, sizeof p->cafile, "%s", fn);
+			snprintf(p->source, sizeof p->source, "%s", fn);
+			return;
+		}
+		snprintf(fn, sizeof fn, "control/notlshosts/%s", mxhost);
+		if (control_exists(fn)) {
+			p->level = POL_NONE;
+			snprintf(p->source, sizeof p->source, "%s", fn);
+			return;
+		}
+	}
+	if (control_exists("control/tlshosts/exhaustivelist")) {
+		p->level = POL_NONE;
+		snprintf(p->source, sizeof p->source, "control/tlshosts/exhaustivelist");
+		return;
+	}
+	if ((v = policy_line("", 0))) {
+		snprintf(p->source, sizeof p->source, "tlspolicy default");
+		policy_parse(v, p);
+		return;
+	}
+	snprintf(p->source, sizeof p->source, "default");
+}
+
+/* ------------------------------------------------------------ the TLS steps */
+
+static const char *cafile_of(const struct policy *p)
+{
+	if (p->cafile[0])
+		return p->cafile;
+	if (ctl.tlscafile)
+		return ctl.tlscafile;
+	return QMAIL_REMOTE_CAFILE;
+}
+
+static struct mailtls_config *make_config(const struct policy *p, const char **ca_used)
+{
+	struct mailtls_config *cfg = mailtls_config_new();
+	const char *ca = cafile_of(p);
+	*ca_used = NULL;
+	if (!cfg)
+		temp_nomem();
+	if (p->level <= POL_ENCRYPT) {
+		/* opportunistic: any TLS beats plaintext; verify only to report it */
+		if (mailtls_config_set_min_protocol(cfg, MAILTLS_TLS1_0) < 0)
+			goto fail;
+		if (access(ca, R_OK) == 0 && mailtls_config_set_ca(cfg, ca, NULL) == 0) {
+			*ca_used = ca;
+			if (mailtls_config_set_verify(cfg, MAILTLS_VERIFY_OPTIONAL) < 0)
+				goto fail;
+		} else if (mailtls_config_set_verify(cfg, MAILTLS_VERIFY_NONE) < 0) {
+			goto fail;
+		}
+	} else if (p->level == POL_FINGERPRINT) {
+		char fps[sizeof p->fingerprints], *f, *save = NULL;
+		snprintf(fps, sizeof fps, "%s", p->fingerprints);
+		if (!fps[0])
+			goto fail;
+		for (f = strtok_r(fps, "|", &save); f; f = strtok_r(NULL, "|", &save))
+			if (mailtls_config_add_pin(cfg, f) < 0)
+				goto fail;
+		if (mailtls_config_set_verify(cfg, MAILTLS_VERIFY_REQUIRE) < 0)
+			goto fail;
+	} else {
+		if (mailtls_config_set_ca(cfg, ca, NULL) < 0)
+			goto fail;
+		*ca_used = ca;
+		if (mailtls_config_set_verify(cfg, MAILTLS_VERIFY_REQUIRE) < 0)
+			goto fail;
+	}
+	if (control_exists("control/clientcert.pem")) {
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+		if (mailtls_config_set_keypair_file(cfg, "control/clientcert.pem", NULL) < 0)
+			goto fail;
+	}
+	return cfg;
+fail:
+	snprintf(tls_failure, sizeof tls_failure, "TLS configuration failed (policy %s): %s",
+	    policy_names[p->level], mailtls_config_error(cfg));
+	mailtls_config_free(cfg);
+	return NULL;
+}
+
+/* Postfix's words for the peer. */
+static const char *trust_word(struct mailtls *s)
+{
+	if (!mailtls_peer_has_cert(s))
+		return "Anonymous";
+	if (mailtls_peer_verified(s))
+		return "Verified";
+	if (mailtls_peer_verify_result(s) == MAILTLS_E_VERIFY_NAME)
+		return "Trusted";
+	return "Untrusted";
+}
+
+static void tls_summary(struct mailtls *s, const char *peername, const char *ca, const struct policy *p)
+{
+	char against[1100] = "";
+	if (mailtls_peer_verified(s) && p->level == POL_FINGERPRINT)
+		snprintf(against, sizeof against, " (fingerprint %s)", mailtls_peer_fingerprint(s));
+	else if (mailtls_peer_verified(s) && ca)
+		snprintf(against, sizeof against, " (against %s)", ca);
+	note_add("TLS: %s %s, %s peer %s%s%s", mailtls_protocol(s), mailtls_cipher(s), trust_word(s),
+	    peername, against, mailtls_session_reused(s) ? ", resumed" : "");
+}
+
+static void fail_reason(const char *mxhost, const struct policy *p, const char *what, struct mailtls *s)
+{
+	char err[600];
+	safe_copy(err, sizeof err, s ? mailtls_error(s) : "");
+	if (s)
+		snprintf(tls_failure, sizeof tls_failure, "TLS %s with %s [%s] (policy %s): %s (%s)", what, mxhost,
+		    partner, policy_names[p->level], err, mailtls_errcode_name(mailtls_errcode(s)));
+	else
+		snprintf(tls_failure, sizeof tls_failure, "TLS %s with %s [%s] (policy %s)", what, mxhost, partner,
+		    policy_names[p->level]);
+}
+
+/* Names the certificate is checked against (verify: the MX host; secure:
+ * the destination domain and match= names). */
+static int set_names(struct mailtls *s, const struct policy *p, const char *domain)
+{
+	char buf[sizeof p->match], *save = NULL, *n;
+	const char *names[16];
+	size_t k = 0;
+	if (p->level != POL_SECURE)
+		return 0;
+	names[k++] = domain;
+	snprintf(buf, sizeof buf, "%s", p->match);
+	for (n = strtok_r(buf, "|", &save); n && k < 16; n = strtok_r(NULL, "|", &save))
+		names[k++] = n;
+	return mailtls_set_verify_names(s, names, k);
+}
+
+/* tls_start runs the start of the dialogue on |c| under policy |p|:
+ * returns 0 with the greeting and EHLO done (in TLS or, where the policy
+ * allows, in plaintext), TRY_NEXT (tls_failure says why) or
+ * TRY_PLAIN_LATER (may: the handshake failed); it ends the delivery itself
+ * (quit) when the host refused us the way netqmail reports. */
+int tls_start(struct conn *c, const struct ip *ip, const struct policy *p, const char *domain, int implicit)
+{
+	struct mailtls_starttls_info *info = calloc(1, sizeof *info);
+	const char *ca, *sni = ip_literal(ip->name, &(struct ip){ 0 }) ? NULL : ip->name;
+	struct mailtls_config *cfg;
+	struct mailtls *s;
+	int r, e;
+	if (!info)
+		temp_nomem();
+	cfg = make_config(p, &ca);
+	if (!cfg) {
+		conn_quit_close(c);
+		return TRY_NEXT;
+	}
+	s = mailtls_client(cfg, c->fd, c->fd, sni);
+	mailtls_config_free(cfg);
+	if (!s)
+		temp_nomem();
+	if (set_names(s, p, domain) < 0)
+		temp_nomem();
+	if (implicit) {
+		if (mailtls_handshake_timeout(s, c->timeout) < 0) {
+			fail_reason(ip->name, p, "handshake failed", s);
+			mailtls_free(s);
+			conn_quit_close(c);
+			return p->level == POL_MAY ? TRY_PLAIN_LATER : TRY_NEXT;
+		}
+		c->tls = s;
+		if (smtpcode(c) != 220)
+			quit(c, "ZConnected to ", " but greeting failed");
+		conn_puts(c, "EHLO ");
+		conn_puts(c, ctl.helohost);
+		conn_puts(c, "\r\n");
+		conn_flush(c);
+		if (smtpcode(c) != 250) {
+			conn_puts(c, "HELO ");
+			conn_puts(c, ctl.helohost);
+			conn_puts(c, "\r\n");
+			conn_flush(c);
+			if (smtpcode(c) != 250)
+				quit(c, "ZConnected to ", " but my name was rejected");
+		}
+		tls_summary(s, ip->name, ca, p);
+		free(info);
+		return 0;
+	}
+	r = mailtls_starttls_client(s, MAILTLS_SMTP, ctl.helohost, c->timeout, info);
+	e = mailtls_errcode(s);
+	if (r < 0 && e == MAILTLS_E_PROTOCOL && info->greeting_code != 220) {
+		smtptext_set(info->greeting);
+		mailtls_free(s);
+		quit(c, "ZConnected to ", " but greeting failed");
+	}
+	if (r < 0 && e == MAILTLS_E_PROTOCOL && info->ehlo_code && info->ehlo_code != 250 &&
+	    info->used_helo) {
+		smtptext_set(info->ehlo);
+		mailtls_free(s);
+		quit(c, "ZConnected to ", " but my name was rejected");
+	}
+	if (r < 0 && (e == MAILTLS_E_SYSTEM || e == MAILTLS_E_TIMEOUT) && !info->starttls_code) {
+		mailtls_free(s);
+		dropped(c);
+	}
+	if (r == MAILTLS_STARTTLS_NOT_OFFERED || r == MAILTLS_STARTTLS_REFUSED) {
+		mailtls_free(s);
+		if (p->level == POL_MAY) {
+			if (r == MAILTLS_STARTTLS_REFUSED) {
+				char t[200];
+				safe_copy(t, sizeof t, info->starttls_reply);
+				if (strlen(t) && t[strlen(t) - 1] == '?')
+					t[strlen(t) - 1] = 0;
+				note_add("TLS: STARTTLS refused by %s [%s] (%s), sent in plaintext", ip->name, partner, t);
+			}
+			free(info);
+			return 0;   /* plaintext on the same connection: nothing is buffered */
+		}
+		if (r == MAILTLS_STARTTLS_NOT_OFFERED)
+			snprintf(tls_failure, sizeof tls_failure,
+			    "TLS is required (policy %s) but %s [%s] did not offer STARTTLS", policy_names[p->level],
+			    ip->name, partner);
+		else {
+			char t[200];
+			safe_copy(t, sizeof t, info->starttls_reply);
+			snprintf(tls_failure, sizeof tls_failure,
+			    "TLS is required (policy %s) but %s [%s] refused STARTTLS: %d %s", policy_names[p->level],
+			    ip->name, partner, info->starttls_code, t);
+		}
+		free(info);
+		conn_quit_close(c);
+		return TRY_NEXT;
+	}
+	if (r < 0) {
+		const char *what = e == MAILTLS_E_INJECTION ? "refused: plaintext injected after STARTTLS" :
+		    mailtls_errcode_is_verify(e) ? "certificate verification failed" : "handshake failed";
+		fail_reason(ip->name, p, what, s);
+		mailtls_free(s);
+		free(info);
+		conn_quit_close(c);
+		return p->level == POL_MAY ? TRY_PLAIN_LATER : TRY_NEXT;
+	}
+	/* DONE: forget everything learned in plaintext; EHLO again under TLS. */
+	c->tls = s;
+	r = mailtls_smtp_ehlo(s, ctl.helohost, c->timeout, info);
+	if (r < 0)
+		dropped(c);
+	if (r != 250) {
+		smtptext_set(info->ehlo);
+		quit(c, "ZConnected to ", " but my name was rejected");
+	}
+	tls_summary(s, ip->name, ca, p);
+	free(info);
+	return 0;
+}
