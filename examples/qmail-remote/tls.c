@@ -249,7 +249,7 @@ static int set_names(struct mailtls *s, const struct policy *p, const char *doma
 int tls_start(struct conn *c, const struct ip *ip, const struct policy *p, const char *domain, int implicit)
 {
 	struct mailtls_starttls_info *info = calloc(1, sizeof *info);
-	const char *ca, *sni = ip_literal(ip->name, &(struct ip){ 0 }) ? NULL : ip->name;
+	const char *ca, *sni = ip->name;   /* an address literal: no SNI, IP SANs checked */
 	struct mailtls_config *cfg;
 	struct mailtls *s;
 	int r, e;

@@ -31,10 +31,11 @@ def prog():
 class Server:
     """One connection on 127.0.0.1, served by handler(self) in a thread."""
 
-    def __init__(self, handler, pki=None):
+    def __init__(self, handler, pki=None, conns=1):
+        self.conns = conns
         self.lsock = socket.socket()
         self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(1)
+        self.lsock.listen(2)
         self.lsock.settimeout(TIMEOUT)
         self.port = self.lsock.getsockname()[1]
         self.handler = handler
@@ -47,6 +48,12 @@ class Server:
         self.t.start()
 
     def run(self):
+        for n in range(self.conns):
+            self.n = n
+            self.one()
+        self.lsock.close()
+
+    def one(self):
         try:
             self.sock, _ = self.lsock.accept()
             self.sock.settimeout(TIMEOUT)
@@ -64,7 +71,6 @@ class Server:
                 self.f.close()
             except Exception:       # noqa: BLE001
                 pass
-            self.lsock.close()
 
     def send(self, b):
         if isinstance(b, str):
@@ -405,3 +411,255 @@ def test_own_address_without_route_is_5_4_6(qhome):
     out = run(qhome, host="[127.0.0.1]")
     assert out.startswith(b"DSorry. Although I'm listed as a best-preference MX or A for that host,\n")
     assert out.endswith(b"(#5.4.6)\n\0")
+
+
+# --------------------------------------------------------------------------- TLS by policy (C1-C6)
+
+NOCONN = b"ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n"
+
+
+def policy(qhome, pki, level, opts=""):
+    (qhome / "control" / "tlspolicy").write_text(f"example.test:{level}{opts}\n")
+    (qhome / "control" / "tlscafile").write_text(f"{pki / 'ca.pem'}\n")
+
+
+def tls_server(certname="server-ec", pre_caps="250-x\r\n250-SIZE 10\r\n250-AUTH PLAIN\r\n250 STARTTLS\r\n",
+               starttls_reply="220 go\r\n"):
+    def h(s):
+        s.send("220 x ESMTP\r\n")
+        s.expect("EHLO", pre_caps)
+        ln = s.line()
+        if ln.upper() != "STARTTLS":
+            return
+        s.send(starttls_reply)
+        if not starttls_reply.startswith("220"):
+            s.expect("QUIT", None)
+            return
+        s.starttls(certname)
+        s.expect("EHLO", "250-x\r\n250 8BITMIME\r\n")
+        mail_tail(s)
+    return h
+
+
+def tls_line(out):
+    return [ln for ln in out.split(b"\0")[-2].split(b"\n") if ln.startswith(b"TLS")]
+
+
+@pytest.mark.parametrize("level", ["may", "encrypt", "verify"])
+def test_starttls_levels_deliver(qhome, pki, level):
+    s = Server(tls_server(), pki=pki)
+    route(qhome, s.port)
+    policy(qhome, pki, level)
+    out = run(qhome)
+    s.join()
+    assert out.startswith(b"r\0K127.0.0.1 accepted message.\nRemote host said: 250 ok\n"), out
+    assert s.tls
+    # C3: EHLO again under TLS; nothing learned before it (SIZE, AUTH) is used
+    assert [ln.split()[0] for ln in s.lines] == ["EHLO", "STARTTLS", "EHLO", "MAIL", "RCPT", "DATA", "QUIT"]
+    assert s.lines[3] == "MAIL FROM:<s@client.test>"
+    t = tls_line(out)
+    assert len(t) == 1 and t[0].startswith(b"TLS: TLSv1.3 TLS_"), out
+    assert t[0].endswith(f", Verified peer 127.0.0.1 (against {pki / 'ca.pem'})".encode()), out
+
+
+def test_tlshosts_pem_means_verify(qhome, pki):
+    (qhome / "control" / "tlshosts").mkdir()
+    (qhome / "control" / "tlshosts" / "127.0.0.1.pem").write_bytes((pki / "ca.pem").read_bytes())
+    s = Server(tls_server("wrongname"), pki=pki)
+    route(qhome, s.port)
+    out = run(qhome)
+    s.join()
+    assert out.startswith(NOCONN) and b"TLS certificate verification failed with 127.0.0.1" in out, out
+    assert b"policy verify" in out and b"(verify-name)" in out, out
+    assert not any(ln.startswith("MAIL") for ln in s.lines)
+
+
+def test_notlshosts_means_plaintext(qhome, pki):
+    (qhome / "control" / "notlshosts").mkdir()
+    (qhome / "control" / "notlshosts" / "127.0.0.1").write_text("")
+
+    def h(s):
+        s.send("220 x\r\n")
+        s.expect("EHLO", "250-x\r\n250 STARTTLS\r\n")
+        mail_tail(s)
+    s = Server(h)
+    route(qhome, s.port)
+    out = run(qhome)
+    s.join()
+    assert out == b"r\0K127.0.0.1 accepted message.\nRemote host said: 250 ok\n\0"
+    assert "STARTTLS" not in s.lines and not s.tls
+
+
+@pytest.mark.parametrize("level", ["encrypt", "verify"])
+def test_required_tls_not_offered(qhome, pki, level):
+    def h(s):
+        s.send("220 x\r\n")
+        s.expect("EHLO", "250-x\r\n250 8BITMIME\r\n")
+        s.expect("QUIT", None)
+    s = Server(h)
+    route(qhome, s.port)
+    policy(qhome, pki, level)
+    out = run(qhome)
+    s.join()
+    assert out == NOCONN + (f"TLS is required (policy {level}) but 127.0.0.1 [127.0.0.1] did not offer "
+                            "STARTTLS\n\0").encode()
+    assert [ln.split()[0] for ln in s.lines] == ["EHLO", "QUIT"]
+
+
+def test_required_tls_454(qhome, pki):
+    s = Server(tls_server(starttls_reply="454 TLS not available\r\n"), pki=pki)
+    route(qhome, s.port)
+    policy(qhome, pki, "encrypt")
+    out = run(qhome)
+    s.join()
+    assert out == NOCONN + (b"TLS is required (policy encrypt) but 127.0.0.1 [127.0.0.1] refused STARTTLS: "
+                            b"454 454 TLS not available?\n\0")
+    assert not any(ln.startswith("MAIL") for ln in s.lines)
+
+
+def test_may_454_goes_on_in_plaintext(qhome, pki):
+    def h(s):
+        s.send("220 x\r\n")
+        s.expect("EHLO", "250-x\r\n250 STARTTLS\r\n")
+        s.expect("STARTTLS", "454 not now\r\n")
+        mail_tail(s)
+    s = Server(h)
+    route(qhome, s.port)
+    out = run(qhome)
+    s.join()
+    assert out.startswith(b"r\0K127.0.0.1 accepted message.\nRemote host said: 250 ok\n")
+    assert b"TLS: STARTTLS refused by 127.0.0.1 [127.0.0.1] (454 not now), sent in plaintext\n\0" in out
+
+
+@pytest.mark.parametrize("level", ["encrypt", "may"])
+def test_injection_after_220(qhome, pki, level):
+    """C2: a reply injected behind the 220 is never read as a TLS reply; may retries in plaintext."""
+    def h(s):
+        if s.n == 0:
+            s.send("220 x\r\n")
+            s.expect("EHLO", "250-x\r\n250 STARTTLS\r\n")
+            s.expect("STARTTLS", "220 go\r\n250-x\r\n250 AUTH LOGIN\r\n")
+            s.line()
+        else:
+            s.send("220 x\r\n")
+            s.expect("EHLO", "250-x\r\n250 STARTTLS\r\n")
+            mail_tail(s)
+    s = Server(h, conns=2 if level == "may" else 1)
+    route(qhome, s.port)
+    policy(qhome, pki, level)
+    out = run(qhome)
+    s.join()
+    if level == "encrypt":
+        assert out.startswith(NOCONN) and b"refused: plaintext injected after STARTTLS" in out, out
+        assert b"(injection)" in out
+        assert not any(ln.startswith("MAIL") for ln in s.lines)
+    else:
+        assert out.startswith(b"r\0K127.0.0.1 accepted message.\n"), out
+        assert b"failed before (TLS refused: plaintext injected" in out and b"sent in plaintext" in out
+
+
+@pytest.mark.parametrize("cert,level,ok,word", [
+    ("wrongname", "may", True, b"Trusted"), ("unknown", "may", True, b"Untrusted"),
+    ("selfsigned", "encrypt", True, b"Untrusted"), ("expired", "encrypt", True, b"Untrusted"),
+    ("wrongname", "verify", False, b"verify-name"), ("unknown", "verify", False, b"verify-"),
+    ("selfsigned", "verify", False, b"verify-"), ("expired", "verify", False, b"verify-expired"),
+    ("wrongname", "secure", False, b"verify-name")])
+def test_certificates_per_level(qhome, pki, cert, level, ok, word):
+    s = Server(tls_server(cert), pki=pki)
+    route(qhome, s.port)
+    policy(qhome, pki, level)
+    out = run(qhome)
+    s.join()
+    if ok:
+        assert out.startswith(b"r\0K127.0.0.1 accepted message.\n"), out
+        assert word + b" peer 127.0.0.1" in tls_line(out)[0], out
+    else:
+        assert out.startswith(NOCONN) and word in out, out
+        assert not any(ln.startswith("MAIL") for ln in s.lines)
+
+
+def test_secure_matches_domain(qhome, pki):
+    s = Server(tls_server(), pki=pki)
+    route(qhome, s.port)
+    policy(qhome, pki, "secure", ":match=mail.test.example")
+    out = run(qhome)
+    s.join()
+    assert out.startswith(b"r\0K127.0.0.1 accepted message.\n") and b"Verified peer" in out, out
+
+
+def test_fingerprint(qhome, pki):
+    import hashlib
+    import base64
+    pem = (pki / "server-ec-leaf.pem").read_text()
+    der = base64.b64decode("".join(pem.split("-----")[2].split()))
+    fp = "SHA256:" + hashlib.sha256(der).hexdigest()
+    s = Server(tls_server(), pki=pki)
+    route(qhome, s.port)
+    policy(qhome, pki, "fingerprint", f":fingerprint=SHA256:{'0' * 64}|{fp}")
+    out = run(qhome)
+    s.join()
+    assert out.startswith(b"r\0K127.0.0.1 accepted message.\n"), out
+    assert f"Verified peer 127.0.0.1 (fingerprint {fp})".encode() in out
+
+
+def test_tls_truncated_after_final_dot(qhome, pki):
+    """C6: the TLS stream cut (no close_notify) during the reply to the final dot."""
+    def h(s):
+        s.send("220 x\r\n")
+        s.expect("EHLO", "250-x\r\n250 STARTTLS\r\n")
+        s.expect("STARTTLS", "220 go\r\n")
+        s.starttls()
+        s.expect("EHLO", "250 x\r\n")
+        s.expect("MAIL", "250 ok\r\n")
+        s.expect("RCPT", "250 ok\r\n")
+        s.expect("DATA", "354 go\r\n")
+        s.read_data()
+        s.send("250 o")
+        raw = s.sock.unwrap if False else None   # noqa: F841
+        s.sock.shutdown(socket.SHUT_RDWR)        # no close_notify
+    s = Server(h, pki=pki)
+    route(qhome, s.port)
+    policy(qhome, pki, "encrypt")
+    out = run(qhome)
+    s.join()
+    assert out.startswith(b"r\0ZConnected to 127.0.0.1 but connection died. Possible duplicate! (#4.4.2)\n"), out
+
+
+def test_implicit_tls_port_465_route(qhome, pki):
+    """smtproutes to port 465 means TLS at once.  The server binds a free port; the route says 465
+    only when that port is free to bind (root), so this runs where it can."""
+    if os.geteuid() != 0:
+        pytest.skip("port 465 needs root")
+    try:
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", 465))
+    except OSError:
+        pytest.skip("port 465 is taken")
+    ls.listen(1)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki / "server-ec.pem", pki / "server-ec.key")
+    lines = []
+
+    def serve():
+        c, _ = ls.accept()
+        c = ctx.wrap_socket(c, server_side=True)
+        c.settimeout(TIMEOUT)
+        f = c.makefile("rb")
+        c.sendall(b"220 x\r\n")
+        for reply in (b"250 x\r\n", b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n"):
+            lines.append(f.readline())
+            c.sendall(reply)
+        while f.readline() != b".\r\n":
+            pass
+        c.sendall(b"250 ok\r\n")
+        c.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    route(qhome, 465)
+    policy(qhome, pki, "verify")
+    out = run(qhome)
+    t.join(TIMEOUT)
+    ls.close()
+    assert out.startswith(b"r\0K127.0.0.1 accepted message.\n") and b"Verified peer 127.0.0.1" in out, out
+    assert lines[0].startswith(b"EHLO")
