@@ -97,7 +97,8 @@ static size_t waiting(void)
 static void read_commands(void)
 {
 	for (;;) {
-		ssize_t n = read(H.srv_r, H.cmds + H.ncmds, sizeof H.cmds - 1 - H.ncmds);
+		ssize_t n = H.cli_r == H.cli_w ? recv(H.srv_r, H.cmds + H.ncmds, sizeof H.cmds - 1 - H.ncmds, MSG_DONTWAIT)
+		                               : read(H.srv_r, H.cmds + H.ncmds, sizeof H.cmds - 1 - H.ncmds);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -108,22 +109,34 @@ static void read_commands(void)
 	H.cmds[H.ncmds] = 0;
 }
 
-/* Writes the next piece, or ends the stream when none is left. */
-static void deliver(void)
+static void put(size_t a, size_t b)
 {
+	/* Blocking, and always fits: the script is smaller than a pipe's or
+	 * a socket's buffer, and the client has read what came before. */
+	while (a < b) {
+		ssize_t n = write(H.srv_w, H.script + a, b - a);
+		if (n < 0 && errno == EINTR)
+			continue;
+		FUZZ_CHECK(n > 0, "harness: write: %s", strerror(errno));
+		a += (size_t)n;
+		H.sent += (size_t)n;
+	}
+}
+
+/* Writes the next piece, or ends the stream when none is left; |all|:
+ * every piece left in one write, then the end. */
+static void deliver(int all)
+{
+	if (all && H.next < H.npieces) {
+		put(H.cut[H.next], H.len);
+		H.next = H.npieces;
+	}
 	while (H.next < H.npieces) {
 		size_t a = H.cut[H.next], b = H.cut[H.next + 1];
 		H.next++;
 		if (a == b)
 			continue;
-		while (a < b) {
-			ssize_t n = write(H.srv_w, H.script + a, b - a);
-			if (n < 0 && errno == EINTR)
-				continue;
-			FUZZ_CHECK(n > 0, "harness: write: %s", strerror(errno));
-			a += (size_t)n;
-			H.sent += (size_t)n;
-		}
+		put(a, b);
 		return;
 	}
 	if (!H.eof) {
@@ -141,7 +154,7 @@ int __wrap_mt_wait(struct mailtls *s, int fd, short events, const struct timespe
 		return __real_mt_wait(s, fd, events, dl);
 	read_commands();
 	if (waiting() == 0)
-		deliver();
+		deliver(0);
 	return 1; /* readable: bytes, or end of file */
 }
 
@@ -242,8 +255,7 @@ int __wrap_mt_handshake_step(struct mailtls *s)
 		 * then end of file, so the handshake never waits (its waits are
 		 * inside deadline.c, out of reach of --wrap). */
 		H.handshake = 1;
-		while (!H.eof)
-			deliver();
+		deliver(1);
 	}
 	return __real_mt_handshake_step(s);
 }
@@ -294,11 +306,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		H.cli_r = H.cli_w = sv[0];
 		H.srv_w = H.srv_r = sv[1];
 	}
-	fcntl(H.srv_r, F_SETFL, fcntl(H.srv_r, F_GETFL) | O_NONBLOCK);
+	if (h & 4)
+		fcntl(H.srv_r, F_SETFL, fcntl(H.srv_r, F_GETFL) | O_NONBLOCK);
 	s = mailtls_client(cfg, H.cli_r, H.cli_w, "mx.fuzz.example");
 	if (!s)
 		abort();
-	deliver(); /* the first piece is there before the client starts */
+	deliver(0); /* the first piece is there before the client starts */
 	H.active = 1;
 	rc = mailtls_starttls_client(s, H.proto, "client.fuzz.example", 2, &info);
 	H.active = 0;
