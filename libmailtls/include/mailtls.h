@@ -639,6 +639,124 @@ MAILTLS_EXPORT int mailtls_ucspitls_wait(struct mailtls *s, const struct mailtls
  * facts (mailtls_env's block, "NAME=value\0...\0\0") on ctl[1]. */
 MAILTLS_EXPORT int mailtls_ucspitls_reply(struct mailtls *s, const struct mailtls_ucspitls *u, int secs) MAILTLS_WUR;
 
+/* ------------------------------------------------------------------ */
+/* Server STARTTLS proxy                                                */
+/* ------------------------------------------------------------------ */
+
+/* The protocol proxy puts STARTTLS in front of a program that knows
+ * nothing of TLS (qmail-smtpd, qmail-popup, an IMAP server): it sits
+ * between the client and the program, reads the client's commands and the
+ * program's replies line by line, advertises STARTTLS (SMTP EHLO, POP3
+ * CAPA "STLS", IMAP CAPABILITY), answers the STARTTLS command itself and
+ * runs the handshake, then keeps relaying with the same parsing.
+ *
+ * The state machine (mailtls_proxy_*_line) does no I/O: it takes one
+ * line (or one chunk of a line) and says what to send where.  The driver
+ * mailtls_proxy_run does the I/O on descriptors. */
+
+struct mailtls_proxy;
+
+/* Flags for mailtls_proxy_new. */
+#define MAILTLS_PROXY_REQUIRE_TLS 1 /* before TLS refuse SMTP MAIL/AUTH (530 5.7.0), POP3
+                                       USER/PASS/APOP/AUTH (-ERR), IMAP LOGIN/AUTHENTICATE (NO);
+                                       IMAP CAPABILITY gets LOGINDISABLED */
+#define MAILTLS_PROXY_HIDE_AUTH 2   /* before TLS drop SMTP "AUTH", POP3 "SASL" and IMAP "AUTH=..."
+                                       from the capability lists */
+
+/* The longest chunk the state machine takes: a driver hands longer lines
+ * over in chunks of at most this many bytes. */
+#define MAILTLS_PROXY_CHUNK 4096
+
+/* mailtls_proxy_new returns a proxy state for |proto| (MAILTLS_SMTP,
+ * MAILTLS_POP3, MAILTLS_IMAP) with |flags| (MAILTLS_PROXY_*), or NULL
+ * with errno EINVAL (unknown protocol or flag) or ENOMEM.  The state
+ * begins before the program's greeting, before TLS. */
+MAILTLS_EXPORT struct mailtls_proxy *mailtls_proxy_new(int proto, int flags);
+MAILTLS_EXPORT void mailtls_proxy_free(struct mailtls_proxy *p);
+
+/* What a line asks for (the return values of mailtls_proxy_client_line;
+ * mailtls_proxy_server_line returns only CONTINUE). */
+#define MAILTLS_PROXY_CONTINUE 0 /* send |out|'s bytes and go on */
+#define MAILTLS_PROXY_WAIT 1     /* nothing sent: the proxy must answer this line itself but
+                                    replies of the program are still due before it; keep the
+                                    line, read nothing more from the client, and hand the same
+                                    line in again after the next program line */
+#define MAILTLS_PROXY_STARTTLS 2 /* send out->client (the go-ahead), then the TLS handshake,
+                                    then mailtls_proxy_tls_started */
+#define MAILTLS_PROXY_CLOSE 3    /* send out->client (one error reply), then close the
+                                    connection (a plaintext command pipelined after STARTTLS,
+                                    or an overlong command line) */
+
+/* Bytes to send: |client| to the client, |prog| to the program.  Owned by
+ * the proxy state, valid until the next call on it. */
+struct mailtls_proxy_out {
+	const char *client;
+	size_t client_len;
+	const char *prog;
+	size_t prog_len;
+};
+
+/* mailtls_proxy_client_line takes the next |len| bytes from the client:
+ * one line with its LF (CR LF or a bare LF), or, for a longer line, a
+ * chunk of at most MAILTLS_PROXY_CHUNK bytes without LF (the rest follows
+ * in later calls).  |more| says whether bytes beyond this line were
+ * already received (in the kernel or in the caller's buffer): with
+ * STARTTLS that is plaintext pipelined into TLS, which gets one error
+ * reply and MAILTLS_PROXY_CLOSE.  Message data (SMTP after 354 up to the
+ * lone dot, IMAP literals "{n}" / "{n+}", SASL exchanges) is forwarded
+ * without being read as commands.  STARTTLS is refused (503 / -ERR / BAD)
+ * with parameters (SMTP 501), once TLS is on, after a successful login,
+ * inside an SMTP mail transaction and after POP3 USER.  Returns a
+ * MAILTLS_PROXY_* action, or -1 (errno EINVAL) for a bad argument. */
+MAILTLS_EXPORT int mailtls_proxy_client_line(struct mailtls_proxy *p, const char *line, size_t len,
+    int more, struct mailtls_proxy_out *out) MAILTLS_WUR;
+
+/* mailtls_proxy_server_line takes the next line (or chunk, as above) of
+ * the program's output and returns in out->client what the client gets:
+ * the line itself, or the capability replies rewritten (STARTTLS added
+ * before TLS and removed after it; CHUNKING removed from SMTP EHLO, since
+ * BDAT data is not tracked; see the flags), the reply to the proxy's own
+ * RSET swallowed, a POP3 CAPA refused with -ERR (qmail-popup) answered
+ * with the proxy's own list.  Returns MAILTLS_PROXY_CONTINUE, or -1. */
+MAILTLS_EXPORT int mailtls_proxy_server_line(struct mailtls_proxy *p, const char *line, size_t len,
+    struct mailtls_proxy_out *out) MAILTLS_WUR;
+
+/* mailtls_proxy_tls_started records that the handshake is done.  For
+ * SMTP out->prog is "RSET\r\n" (its reply is swallowed) and the client must
+ * send EHLO (or HELO) again before MAIL, RCPT, DATA or AUTH (503 5.5.1).
+ * Returns 0, or -1 (errno EINVAL) when no STARTTLS was accepted. */
+MAILTLS_EXPORT int mailtls_proxy_tls_started(struct mailtls_proxy *p, struct mailtls_proxy_out *out) MAILTLS_WUR;
+
+/* The descriptors and deadlines of mailtls_proxy_run. */
+struct mailtls_proxy_io {
+	int prog_rfd;          /* the program's output (its fd 1) */
+	int prog_wfd;          /* the program's input (its fd 0) */
+	int handshake_secs;    /* deadline of the handshake */
+	int io_secs;           /* deadline for the rest of a client line once begun and for each
+	                          write to the client (0: 1200) */
+	/* Called once the handshake is done (log it, release the
+	 * configuration); a return below 0 ends the proxy with -1. */
+	int (*on_tls)(void *arg, struct mailtls *s);
+	void *arg;
+};
+
+/* mailtls_proxy_run drives |p| between the client on |s|'s descriptors
+ * (a server session, before its handshake) and the program.  Before TLS
+ * it reads the client with the bounded reader that never reads past a
+ * line, so when STARTTLS is accepted nothing that follows it has been
+ * consumed; bytes already waiting then are refused (MAILTLS_PROXY_CLOSE).
+ * Lines before TLS are at most 1000 bytes; their terminator reaches the
+ * program as CR LF.  Returns 0 when the program's output ended (or the
+ * client left and the program then ended its output), after close_notify
+ * when TLS is on; -1 with the error on |s|: MAILTLS_E_INJECTION
+ * (plaintext pipelined after STARTTLS), MAILTLS_E_PROTOCOL (overlong
+ * command line, the client closed inside a line), a handshake failure,
+ * MAILTLS_E_TIMEOUT, MAILTLS_E_SYSTEM.  It does not close the descriptors
+ * it was given, except that it shuts the program's input (close of
+ * io->prog_wfd) once the client has left. */
+MAILTLS_EXPORT int mailtls_proxy_run(struct mailtls_proxy *p, struct mailtls *s,
+    const struct mailtls_proxy_io *io) MAILTLS_WUR;
+
 #ifdef __cplusplus
 }
 #endif

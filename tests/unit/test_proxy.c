@@ -1,0 +1,327 @@
+/* test_proxy.c -- the server STARTTLS proxy's state machine
+ * (mailtls_proxy_*_line): capability rewriting, STARTTLS answered, the
+ * injection rule (S1), message data and literals never read as commands,
+ * refusals (S3-S5). */
+#include <string.h>
+
+#include "mailtls.h"
+#include "t.h"
+
+static struct mailtls_proxy_out o;
+static char got[16384];
+
+static const char *str(const char *p, size_t n)
+{
+	memcpy(got, p, n);
+	got[n] = 0;
+	return got;
+}
+
+/* client line -> action; the bytes are in |o| */
+static int cl(struct mailtls_proxy *p, const char *line, int more)
+{
+	int a = mailtls_proxy_client_line(p, line, strlen(line), more, &o);
+	CHECK(a >= 0);
+	return a;
+}
+
+static const char *sv(struct mailtls_proxy *p, const char *line)
+{
+	CHECK_EQ(mailtls_proxy_server_line(p, line, strlen(line), &o), MAILTLS_PROXY_CONTINUE);
+	return str(o.client, o.client_len);
+}
+
+static const char *toprog(void) { return str(o.prog, o.prog_len); }
+static const char *toclient(void) { return str(o.client, o.client_len); }
+
+static struct mailtls_proxy *smtp(int flags)
+{
+	struct mailtls_proxy *p = mailtls_proxy_new(MAILTLS_SMTP, flags);
+	CHECK(p);
+	CHECK_STR(sv(p, "220 mx ESMTP\r\n"), "220 mx ESMTP\r\n");
+	return p;
+}
+
+static void ehlo(struct mailtls_proxy *p)
+{
+	CHECK_EQ(cl(p, "EHLO c\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(toprog(), "EHLO c\r\n");
+	sv(p, "250-mx\r\n");
+	sv(p, "250 PIPELINING\r\n");
+}
+
+static void to_tls(struct mailtls_proxy *p, const char *cmd)
+{
+	CHECK_EQ(cl(p, cmd, 0), MAILTLS_PROXY_STARTTLS);
+	CHECK_EQ(mailtls_proxy_tls_started(p, &o), 0);
+}
+
+static void test_smtp_ehlo_rewrite(void)
+{
+	struct mailtls_proxy *p = smtp(0);
+	CHECK_EQ(cl(p, "EHLO c\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(sv(p, "250-mx\r\n"), "");
+	CHECK_STR(sv(p, "250-PIPELINING\r\n"), "250-mx\r\n");
+	CHECK_STR(sv(p, "250-CHUNKING\r\n"), "");
+	CHECK_STR(sv(p, "250-AUTH LOGIN PLAIN\r\n"), "250-PIPELINING\r\n");
+	CHECK_STR(sv(p, "250 8BITMIME\r\n"), "250-AUTH LOGIN PLAIN\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
+	/* a one-line reply */
+	CHECK_EQ(cl(p, "EHLO c\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(sv(p, "250 mx\r\n"), "250-mx\r\n250 STARTTLS\r\n");
+	/* HELO untouched */
+	CHECK_EQ(cl(p, "HELO c\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(sv(p, "250 mx\r\n"), "250 mx\r\n");
+	/* a refused EHLO untouched */
+	CHECK_EQ(cl(p, "EHLO c\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(sv(p, "502 unimplemented\r\n"), "502 unimplemented\r\n");
+	mailtls_proxy_free(p);
+}
+
+static void test_smtp_starttls(void)
+{
+	struct mailtls_proxy *p = smtp(0);
+	ehlo(p);
+	CHECK_EQ(cl(p, "STARTTLS x\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK(!strncmp(toclient(), "501 ", 4));
+	CHECK_EQ(cl(p, "starttls\r\n", 0), MAILTLS_PROXY_STARTTLS);
+	CHECK_STR(toclient(), "220 2.0.0 Ready to start TLS\r\n");
+	CHECK_EQ(o.prog_len, 0);
+	CHECK_EQ(mailtls_proxy_tls_started(p, &o), 0);
+	CHECK_STR(toprog(), "RSET\r\n");
+	CHECK_STR(sv(p, "250 flushed\r\n"), "");      /* swallowed */
+	/* S3: a new EHLO first */
+	CHECK_EQ(cl(p, "RCPT TO:<a@b>\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK(!strncmp(toclient(), "503 5.5.1", 9));
+	CHECK_EQ(o.prog_len, 0);
+	CHECK_EQ(cl(p, "EHLO c\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(sv(p, "250-mx\r\n"), "");
+	CHECK_STR(sv(p, "250-STARTTLS\r\n"), "");     /* a patched program's: hidden */
+	CHECK_STR(sv(p, "250 PIPELINING\r\n"), "250-mx\r\n250 PIPELINING\r\n");
+	/* S4: a second STARTTLS */
+	CHECK_EQ(cl(p, "STARTTLS\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK(!strncmp(toclient(), "503 ", 4));
+	CHECK_EQ(cl(p, "RCPT TO:<a@b>\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(toprog(), "RCPT TO:<a@b>\r\n");
+	mailtls_proxy_free(p);
+}
+
+static void test_smtp_pipelined(void)
+{
+	/* S1: bytes after STARTTLS: one 503, then close. */
+	struct mailtls_proxy *p = smtp(0);
+	ehlo(p);
+	CHECK_EQ(cl(p, "STARTTLS\r\n", 1), MAILTLS_PROXY_CLOSE);
+	CHECK_STR(toclient(), "503 5.5.1 Plaintext pipelined after STARTTLS, closing\r\n");
+	CHECK_EQ(o.prog_len, 0);
+	CHECK_EQ(cl(p, "RSET\r\n", 0), MAILTLS_PROXY_CLOSE);
+	CHECK_EQ(o.client_len + o.prog_len, 0);
+	mailtls_proxy_free(p);
+	/* EHLO, STARTTLS pipelined before the EHLO reply: STARTTLS waits for it. */
+	p = smtp(0);
+	CHECK_EQ(cl(p, "EHLO x\r\n", 1), MAILTLS_PROXY_CONTINUE);
+	CHECK_EQ(cl(p, "STARTTLS\r\n", 1), MAILTLS_PROXY_WAIT);
+	sv(p, "250 mx\r\n");
+	CHECK_EQ(cl(p, "STARTTLS\r\n", 1), MAILTLS_PROXY_CLOSE);
+	mailtls_proxy_free(p);
+}
+
+static void test_smtp_data(void)
+{
+	struct mailtls_proxy *p = smtp(0);
+	ehlo(p);
+	CHECK_EQ(cl(p, "MAIL FROM:<a@b>\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	sv(p, "250 ok\r\n");
+	/* S4: STARTTLS inside a transaction */
+	CHECK_EQ(cl(p, "STARTTLS\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK(!strncmp(toclient(), "503 ", 4));
+	CHECK_EQ(cl(p, "RCPT TO:<c@d>\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	sv(p, "250 ok\r\n");
+	CHECK_EQ(cl(p, "DATA\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	/* before the 354 nothing is read as a command */
+	CHECK_EQ(cl(p, "STARTTLS\r\n", 0), MAILTLS_PROXY_WAIT);
+	sv(p, "354 go ahead\r\n");
+	CHECK_EQ(cl(p, "STARTTLS\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(toprog(), "STARTTLS\r\n");
+	CHECK_EQ(o.client_len, 0);
+	/* a chunk without LF, then its end: not a line start */
+	CHECK_EQ(mailtls_proxy_client_line(p, "xx", 2, 0, &o), MAILTLS_PROXY_CONTINUE);
+	CHECK_EQ(cl(p, ".\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_EQ(cl(p, "..\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_EQ(cl(p, ".\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(toprog(), ".\r\n");
+	CHECK_EQ(cl(p, "STARTTLS\r\n", 0), MAILTLS_PROXY_WAIT);   /* the reply to the dot first */
+	sv(p, "250 ok 1\r\n");
+	CHECK_EQ(cl(p, "STARTTLS\r\n", 0), MAILTLS_PROXY_STARTTLS);
+	mailtls_proxy_free(p);
+}
+
+static void test_smtp_auth(void)
+{
+	struct mailtls_proxy *p = smtp(MAILTLS_PROXY_HIDE_AUTH);
+	CHECK_EQ(cl(p, "EHLO c\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(sv(p, "250-mx\r\n"), "");
+	CHECK_STR(sv(p, "250 AUTH LOGIN\r\n"), "250-mx\r\n250 STARTTLS\r\n");
+	CHECK_EQ(cl(p, "AUTH LOGIN\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_EQ(cl(p, "STARTTLS\r\n", 0), MAILTLS_PROXY_WAIT);
+	sv(p, "334 VXNlcm5hbWU6\r\n");
+	CHECK_EQ(cl(p, "STARTTLS\r\n", 0), MAILTLS_PROXY_CONTINUE);   /* a SASL response */
+	CHECK_STR(toprog(), "STARTTLS\r\n");
+	sv(p, "235 ok\r\n");
+	CHECK_EQ(cl(p, "STARTTLS\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(toclient(), "503 5.5.1 STARTTLS not allowed after AUTH\r\n");
+	mailtls_proxy_free(p);
+	/* S5: require TLS */
+	p = smtp(MAILTLS_PROXY_REQUIRE_TLS);
+	ehlo(p);
+	CHECK_EQ(cl(p, "AUTH PLAIN AGIAYw==\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK(!strncmp(toclient(), "530 5.7.0", 9));
+	CHECK_EQ(o.prog_len, 0);
+	CHECK_EQ(cl(p, "MAIL FROM:<a@b>\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK(!strncmp(toclient(), "530 5.7.0", 9));
+	to_tls(p, "STARTTLS\r\n");
+	sv(p, "250 flushed\r\n");
+	ehlo(p);
+	CHECK_EQ(cl(p, "MAIL FROM:<a@b>\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(toprog(), "MAIL FROM:<a@b>\r\n");
+	mailtls_proxy_free(p);
+}
+
+static void test_pop3(void)
+{
+	struct mailtls_proxy *p = mailtls_proxy_new(MAILTLS_POP3, MAILTLS_PROXY_REQUIRE_TLS);
+	CHECK(p);
+	sv(p, "+OK <1.2@h>\r\n");
+	/* qmail-popup has no CAPA: answered here */
+	CHECK_EQ(cl(p, "CAPA\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(sv(p, "-ERR authorization first\r\n"), "+OK Capability list follows\r\nSTLS\r\nUSER\r\n.\r\n");
+	CHECK_EQ(cl(p, "USER u\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK(!strncmp(toclient(), "-ERR", 4));
+	CHECK_EQ(o.prog_len, 0);
+	CHECK_EQ(cl(p, "STLS\r\n", 1), MAILTLS_PROXY_CLOSE);   /* S1 */
+	CHECK(!strncmp(toclient(), "-ERR", 4));
+	mailtls_proxy_free(p);
+
+	p = mailtls_proxy_new(MAILTLS_POP3, MAILTLS_PROXY_HIDE_AUTH);
+	sv(p, "+OK <1.2@h>\r\n");
+	CHECK_EQ(cl(p, "CAPA\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(sv(p, "+OK\r\n"), "+OK\r\n");
+	CHECK_STR(sv(p, "SASL PLAIN\r\n"), "");
+	CHECK_STR(sv(p, "STLS\r\n"), "");
+	CHECK_STR(sv(p, "USER\r\n"), "USER\r\n");
+	CHECK_STR(sv(p, ".\r\n"), "STLS\r\n.\r\n");
+	CHECK_EQ(cl(p, "STLS\r\n", 0), MAILTLS_PROXY_STARTTLS);
+	CHECK_STR(toclient(), "+OK Begin TLS negotiation\r\n");
+	CHECK_EQ(mailtls_proxy_tls_started(p, &o), 0);
+	CHECK_EQ(o.prog_len, 0);
+	CHECK_EQ(cl(p, "STLS\r\n", 0), MAILTLS_PROXY_CONTINUE);   /* S4 */
+	CHECK(!strncmp(toclient(), "-ERR", 4));
+	CHECK_EQ(cl(p, "CAPA\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(sv(p, "-ERR no\r\n"), "+OK Capability list follows\r\nUSER\r\n.\r\n");
+	/* a message body holding ".STLS" and "STLS" is not a CAPA */
+	CHECK_EQ(cl(p, "RETR 1\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	sv(p, "+OK\r\n");
+	CHECK_STR(sv(p, "STLS\r\n"), "STLS\r\n");
+	sv(p, ".\r\n");
+	mailtls_proxy_free(p);
+
+	/* after USER, STLS is refused */
+	p = mailtls_proxy_new(MAILTLS_POP3, 0);
+	sv(p, "+OK <1.2@h>\r\n");
+	CHECK_EQ(cl(p, "USER u\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	sv(p, "+OK\r\n");
+	CHECK_EQ(cl(p, "STLS\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK(!strncmp(toclient(), "-ERR", 4));
+	mailtls_proxy_free(p);
+}
+
+static void test_imap(void)
+{
+	struct mailtls_proxy *p = mailtls_proxy_new(MAILTLS_IMAP, MAILTLS_PROXY_REQUIRE_TLS | MAILTLS_PROXY_HIDE_AUTH);
+	CHECK(p);
+	CHECK_STR(sv(p, "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n"),
+	    "* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready\r\n");
+	CHECK_EQ(cl(p, "a CAPABILITY\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(sv(p, "* CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN\r\n"),
+	    "* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED\r\n");
+	CHECK_EQ(cl(p, "b NOOP\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_EQ(cl(p, "c STARTTLS\r\n", 0), MAILTLS_PROXY_WAIT);
+	sv(p, "a OK done\r\n");
+	CHECK_EQ(cl(p, "c STARTTLS\r\n", 0), MAILTLS_PROXY_WAIT);
+	sv(p, "b OK done\r\n");
+	/* S5 */
+	CHECK_EQ(cl(p, "d LOGIN u p\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(toclient(), "d NO [PRIVACYREQUIRED] TLS required: use STARTTLS first\r\n");
+	CHECK_EQ(o.prog_len, 0);
+	/* a non-synchronizing literal of a refused command is dropped, not read */
+	CHECK_EQ(cl(p, "e LOGIN {12+}\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_EQ(cl(p, "a STARTTLS\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_EQ(o.client_len + o.prog_len, 0);
+	CHECK_EQ(cl(p, " x\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_EQ(o.client_len + o.prog_len, 0);
+	/* a literal forwarded: its bytes are data */
+	CHECK_EQ(cl(p, "f APPEND inbox {12+}\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_EQ(cl(p, "a STARTTLS\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(toprog(), "a STARTTLS\r\n");
+	CHECK_EQ(cl(p, "\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	sv(p, "f NO not now\r\n");
+	/* a synchronizing literal: data once the program says "+" */
+	CHECK_EQ(cl(p, "g APPEND inbox {12}\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_EQ(cl(p, "a STARTTLS\r\n", 0), MAILTLS_PROXY_WAIT);
+	sv(p, "+ go\r\n");
+	CHECK_EQ(cl(p, "a STARTTLS\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(toprog(), "a STARTTLS\r\n");
+	CHECK_EQ(cl(p, "\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	sv(p, "g NO not now\r\n");
+	/* ... refused before the "+": no literal follows */
+	CHECK_EQ(cl(p, "h APPEND inbox {12}\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	sv(p, "h NO no\r\n");
+	/* S1 */
+	CHECK_EQ(cl(p, "a STARTTLS\r\n", 1), MAILTLS_PROXY_CLOSE);
+	CHECK_STR(toclient(), "a BAD plaintext pipelined after STARTTLS, closing\r\n");
+	mailtls_proxy_free(p);
+
+	p = mailtls_proxy_new(MAILTLS_IMAP, 0);
+	sv(p, "* OK ready\r\n");
+	CHECK_EQ(cl(p, "a STARTTLS\r\n", 0), MAILTLS_PROXY_STARTTLS);
+	CHECK_STR(toclient(), "a OK Begin TLS negotiation now\r\n");
+	CHECK_EQ(mailtls_proxy_tls_started(p, &o), 0);
+	CHECK_EQ(cl(p, "b CAPABILITY\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(sv(p, "* CAPABILITY IMAP4rev1 AUTH=PLAIN STARTTLS\r\n"), "* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n");
+	sv(p, "b OK done\r\n");
+	CHECK_EQ(cl(p, "c STARTTLS\r\n", 0), MAILTLS_PROXY_CONTINUE);   /* S4 */
+	CHECK_STR(toclient(), "c BAD TLS already active\r\n");
+	/* a server literal holding a tagged line is not a completion */
+	CHECK_EQ(cl(p, "d LOGIN u p\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	sv(p, "d OK logged in\r\n");
+	CHECK_EQ(cl(p, "e FETCH 1 BODY[]\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(sv(p, "* 1 FETCH (BODY[] {32}\r\n"), "* 1 FETCH (BODY[] {32}\r\n");
+	CHECK_STR(sv(p, "* CAPABILITY STARTTLS\r\n"), "* CAPABILITY STARTTLS\r\n");
+	sv(p, "e OK x\r\n");   /* 8 bytes: 31 ... */
+	sv(p, ")\r\n");
+	mailtls_proxy_free(p);
+}
+
+static void test_args(void)
+{
+	struct mailtls_proxy *p = mailtls_proxy_new(MAILTLS_SMTP, 0);
+	CHECK(!mailtls_proxy_new(9, 0));
+	CHECK(!mailtls_proxy_new(MAILTLS_SMTP, 64));
+	CHECK_EQ(mailtls_proxy_tls_started(p, &o), -1);
+	/* an overlong command: one error, close */
+	CHECK_EQ(mailtls_proxy_client_line(p, "EHLO xxxx", 9, 0, &o), MAILTLS_PROXY_CLOSE);
+	mailtls_proxy_free(p);
+	mailtls_proxy_free(NULL);
+}
+
+int main(void)
+{
+	RUN(test_smtp_ehlo_rewrite);
+	RUN(test_smtp_starttls);
+	RUN(test_smtp_pipelined);
+	RUN(test_smtp_data);
+	RUN(test_smtp_auth);
+	RUN(test_pop3);
+	RUN(test_imap);
+	RUN(test_args);
+	return 0;
+}
