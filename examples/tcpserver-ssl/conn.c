@@ -2,7 +2,10 @@
  * environment, the TLS handshake with a deadline, then the program on
  * plaintext pipes with this process as the relay.  Under -y (UCSPI-TLS)
  * the program starts first, on the socket in plaintext, and the handshake
- * and the relay follow only when it asks for them on SSLCTLFD.  Exits with
+ * and the relay follow only when it asks for them on SSLCTLFD.  Under -e
+ * (the protocol proxy) the program starts on plaintext pipes before any
+ * TLS and the library's proxy stands between it and the client, running
+ * the handshake when the client sends STARTTLS.  Exits with
  * the program's status (or dies of its signal), 100 when the rules deny,
  * 111 on a temporary failure. */
 #include <errno.h>
@@ -383,6 +386,61 @@ static void run_ucspitls(const struct opts *o, struct mailtls_config *cfg, struc
 	end_prog_and_exit(pid, &u, ci->fd, 111);
 }
 
+/* -e: what the proxy calls once the handshake is done. */
+struct proxy_arg {
+	struct mailtls_config *cfg;
+	int tls;
+};
+
+static int proxy_on_tls(void *arg, struct mailtls *s)
+{
+	struct proxy_arg *a = arg;
+	a->tls = 1;
+	/* The program's environment was made when it started: the TLS facts
+	 * can only be logged (the tls line), not given to it. */
+	return tls_established(s, a->cfg);
+}
+
+/* The protocol proxy (-e): the program on plaintext pipes at once; the
+ * library relays, adds STARTTLS, and runs the handshake when asked. */
+static void run_proxy(const struct opts *o, struct mailtls_config *cfg, struct conninfo *ci)
+{
+	struct mailtls_ucspitls none = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
+	struct proxy_arg arg = { cfg, 0 };
+	struct mailtls_proxy_io io;
+	struct mailtls_proxy *px = mailtls_proxy_new(o->proxy, o->proxy_flags);
+	struct mailtls *s = mailtls_server(cfg, ci->fd, ci->fd);
+	int to_prog[2], from_prog[2], code;
+	pid_t pid;
+	if (!px || !s)
+		fatal(111, "unable to make a TLS session: %s", strerror(errno));
+	if (pipe2(to_prog, O_CLOEXEC) < 0 || pipe2(from_prog, O_CLOEXEC) < 0)
+		fatal(111, "unable to create pipes: %s", strerror(errno));
+	pid = start_prog_or_die(o, to_prog[0], from_prog[1]);
+	close(to_prog[0]);
+	close(from_prog[1]);
+	memset(&io, 0, sizeof io);
+	io.prog_rfd = from_prog[0];
+	io.prog_wfd = to_prog[1];
+	io.handshake_secs = o->hs_timeout;
+	io.on_tls = proxy_on_tls;
+	io.arg = &arg;
+	if (mailtls_proxy_run(px, s, &io) == 0) {
+		close(from_prog[0]);
+		mailtls_proxy_free(px);
+		mailtls_free(s);
+		close(ci->fd);
+		wait_and_exit_like(pid);
+	}
+	code = mailtls_errcode(s);
+	if (!arg.tls && code != MAILTLS_E_INJECTION && code != MAILTLS_E_PROTOCOL && code != MAILTLS_E_SYSTEM)
+		log_error("tls failed %ld %s: %s", (long)getpid(), mailtls_errcode_name(code), mailtls_error(s));
+	else
+		log_error("proxy %ld %s: %s", (long)getpid(), mailtls_errcode_name(code), mailtls_error(s));
+	close(from_prog[0]);
+	end_prog_and_exit(pid, &none, ci->fd, 111);
+}
+
 void conn_serve(const struct opts *o, struct mailtls_config *cfg, struct conninfo *ci)
 {
 	char lhost[256], rhost[256], rinfo[256], where[1024];
@@ -395,9 +453,9 @@ void conn_serve(const struct opts *o, struct mailtls_config *cfg, struct conninf
 	if (!o->keep_ipopts && !ci->v6)
 		setsockopt(ci->fd, IPPROTO_IP, IP_OPTIONS, NULL, 0);
 	setsockopt(ci->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	if ((!o->tls || o->ucspitls) && o->banner) {
-		/* Plain tcpserver writes the banner before any lookup; so does -y,
-		 * whose program starts in plaintext. */
+	if ((!o->tls || o->ucspitls || o->proxy) && o->banner) {
+		/* Plain tcpserver writes the banner before any lookup; so do -y
+		 * and -e, whose program starts in plaintext. */
 		if (write(ci->fd, o->banner, strlen(o->banner)) < 0)
 			_exit(111);
 	}
@@ -429,6 +487,10 @@ void conn_serve(const struct opts *o, struct mailtls_config *cfg, struct conninf
 		put_block(rr.env, rr.envlen);
 	rules_result_free(&rr);
 	drop_ssl_vars();
+	if (o->tls && o->sni_strict)
+		mailtls_config_set_sni_strict(cfg, 1);
+	if (o->tls && o->proxy)
+		run_proxy(o, cfg, ci);
 	if (o->tls && o->ucspitls)
 		run_ucspitls(o, cfg, ci);
 	if (o->tls)

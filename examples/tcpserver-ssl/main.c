@@ -55,7 +55,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->hs_timeout = 26;
 	o->client_verify = MAILTLS_VERIFY_NONE;
 	opterr = 0;
-	while ((c = getopt(argc, argv, "+qQvc:x:XB:u:g:U1b:oOdDhHpPl:rRt:46I:sSn:T:wWye:k:")) != -1) {
+	while ((c = getopt(argc, argv, "+qQvc:x:XB:u:g:U1b:oOdDhHpPl:rRt:46I:sSn:T:wWye:EAZk:")) != -1) {
 		switch (c) {
 		case 'q': o->verbosity = 0; break;
 		case 'Q': o->verbosity = 1; break;
@@ -87,13 +87,27 @@ static void parse(int argc, char **argv, struct opts *o)
 		case '6': o->family = 6; break;
 		case 'I': o->iface = optarg; break;
 		case 's': o->tls = 1; break;
-		case 'S': o->tls = 0; o->ucspitls = 0; break;   /* -y too: no TLS at all */
+		case 'S': o->tls = 0; o->ucspitls = 0; o->proxy = 0; break;   /* -y, -e too: no TLS at all */
 		case 'y': o->tls = 1; o->ucspitls = 1; break;
 		case 'n': o->pemfile = optarg; break;
 		case 'T': o->hs_timeout = (int)number(optarg, 1); break;
 		case 'w': o->client_verify = MAILTLS_VERIFY_OPTIONAL; break;
 		case 'W': o->client_verify = MAILTLS_VERIFY_REQUIRE; break;
-		case 'e': case 'k':
+		case 'e':
+			if (!strcmp(optarg, "smtp"))
+				o->proxy = MAILTLS_SMTP;
+			else if (!strcmp(optarg, "pop3"))
+				o->proxy = MAILTLS_POP3;
+			else if (!strcmp(optarg, "imap"))
+				o->proxy = MAILTLS_IMAP;
+			else
+				usage();
+			o->tls = 1;
+			break;
+		case 'E': o->proxy_flags |= MAILTLS_PROXY_REQUIRE_TLS; break;
+		case 'A': o->proxy_flags |= MAILTLS_PROXY_HIDE_AUTH; break;
+		case 'Z': o->sni_strict = 1; break;
+		case 'k':
 			fprintf(stderr, "%s: fatal: -%c is not available in this version\n", PROGNAME, c);
 			exit(100);
 		default:
@@ -104,6 +118,10 @@ static void parse(int argc, char **argv, struct opts *o)
 	argc -= optind;
 	if (argc < 3)
 		usage();
+	if (o->proxy && o->ucspitls) {
+		fprintf(stderr, "%s: fatal: -e and -y exclude each other\n", PROGNAME);
+		exit(100);
+	}
 	o->host = argv[0];
 	o->port = argv[1];
 	o->prog = argv + 2;

@@ -34,6 +34,9 @@ struct opts {
 	const char *pemfile;      /* -n */
 	int hs_timeout;           /* -T */
 	int client_verify;        /* MAILTLS_VERIFY_* from -w / -W */
+	int proxy;                /* -e: MAILTLS_SMTP, MAILTLS_POP3 or MAILTLS_IMAP (0: off) */
+	int proxy_flags;          /* -E, -A: MAILTLS_PROXY_* */
+	int sni_strict;           /* -Z */
 	const char *host, *port;
 	char **prog;
 };

@@ -751,9 +751,9 @@ struct mailtls_proxy_io {
  * when TLS is on; -1 with the error on |s|: MAILTLS_E_INJECTION
  * (plaintext pipelined after STARTTLS), MAILTLS_E_PROTOCOL (overlong
  * command line, the client closed inside a line), a handshake failure,
- * MAILTLS_E_TIMEOUT, MAILTLS_E_SYSTEM.  It does not close the descriptors
- * it was given, except that it shuts the program's input (close of
- * io->prog_wfd) once the client has left. */
+ * MAILTLS_E_TIMEOUT, MAILTLS_E_SYSTEM.  It closes io->prog_wfd (the
+ * program's input: its end of file), once the client has left or else
+ * when it returns; it closes no other descriptor. */
 MAILTLS_EXPORT int mailtls_proxy_run(struct mailtls_proxy *p, struct mailtls *s,
     const struct mailtls_proxy_io *io) MAILTLS_WUR;
 

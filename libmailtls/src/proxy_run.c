@@ -180,9 +180,11 @@ static int client_plain_line(struct run *r)
 	return hold(r, line.buf, line.len + 2, 0);
 }
 
-/* After TLS: what the session has decrypted. */
+/* After TLS: what the session has decrypted.  Returns 0 when bytes (or
+ * the end) came, else the poll event the session waits for, or -1. */
 static int client_tls_read(struct run *r)
 {
+	int got = 0;
 	while (!r->client_eof && r->cin.len < BUFCAP) {
 		ssize_t n;
 		int save = r->s->nonblock;
@@ -191,7 +193,8 @@ static int client_tls_read(struct run *r)
 		n = mt_read_step(r->s, r->cin.p + r->cin.len, BUFCAP - r->cin.len);
 		r->s->nonblock = save;
 		if (n == MAILTLS_WANT_READ || n == MAILTLS_WANT_WRITE)
-			return n == MAILTLS_WANT_READ ? POLLIN : POLLOUT;
+			return got ? 0 : n == MAILTLS_WANT_READ ? POLLIN : POLLOUT;
+		got = 1;
 		if (n == 0 || (n < 0 && r->s->errcode == MAILTLS_E_TRUNCATED))
 			r->client_eof = 1;
 		else if (n < 0)
@@ -199,7 +202,7 @@ static int client_tls_read(struct run *r)
 		else
 			r->cin.len += (size_t)n;
 	}
-	return 0;
+	return got ? 0 : -2;   /* the buffer is full: read on once lines went */
 }
 
 static int prog_read(struct run *r)
@@ -264,12 +267,12 @@ static int loop(struct run *r)
 		}
 		if (r->px->tls && !r->have_held && !r->client_eof) {
 			tw = client_tls_read(r);
-			if (tw < 0)
+			if (tw == -1)
 				return -1;
 			if (tw == 0)
 				continue;   /* bytes (or the end) came: handle them first */
 		}
-		if (!r->client_eof && !r->have_held && r->pout.len < BUFCAP / 2) {
+		if (!r->client_eof && !r->have_held && r->pout.len < BUFCAP / 2 && tw != -2) {
 			pf[n].fd = r->s->r.fd;
 			pf[n].events = r->px->tls ? (short)tw : POLLIN;
 			if (tw == POLLOUT)
@@ -323,6 +326,8 @@ int mailtls_proxy_run(struct mailtls_proxy *p, struct mailtls *s, const struct m
 	r->io = io;
 	r->secs = io->io_secs > 0 ? io->io_secs : 1200;
 	ret = loop(r);
+	if (!r->prog_wclosed)
+		close(io->prog_wfd);
 	if (ret == 0) {
 		mt_clearerr(s);
 		if (p->tls && !r->client_eof)
