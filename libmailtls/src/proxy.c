@@ -24,7 +24,7 @@ struct mailtls_proxy *mailtls_proxy_new(int proto, int flags)
 	p->flags = flags;
 	p->data_bol = 1;
 	if (proto != MAILTLS_IMAP)
-		px_push(p, K_GREETING, NULL, 0);
+		mt_px_push(p, K_GREETING, NULL, 0);
 	return p;
 }
 
@@ -33,7 +33,7 @@ void mailtls_proxy_free(struct mailtls_proxy *p)
 	free(p);
 }
 
-void px_split(const char *s, size_t len, struct px_line *l)
+void mt_px_split(const char *s, size_t len, struct mt_px_line *l)
 {
 	l->p = s;
 	l->len = len;
@@ -46,7 +46,7 @@ void px_split(const char *s, size_t len, struct px_line *l)
 	}
 }
 
-void px_client(struct mailtls_proxy *p, const char *s, size_t n)
+void mt_px_client(struct mailtls_proxy *p, const char *s, size_t n)
 {
 	if (n > PX_OUT - p->coutlen)
 		n = PX_OUT - p->coutlen;
@@ -54,12 +54,12 @@ void px_client(struct mailtls_proxy *p, const char *s, size_t n)
 	p->coutlen += n;
 }
 
-void px_client_str(struct mailtls_proxy *p, const char *s)
+void mt_px_client_str(struct mailtls_proxy *p, const char *s)
 {
-	px_client(p, s, strlen(s));
+	mt_px_client(p, s, strlen(s));
 }
 
-void px_prog(struct mailtls_proxy *p, const char *s, size_t n)
+void mt_px_prog(struct mailtls_proxy *p, const char *s, size_t n)
 {
 	if (n > sizeof p->pout - p->poutlen)
 		n = sizeof p->pout - p->poutlen;
@@ -67,9 +67,9 @@ void px_prog(struct mailtls_proxy *p, const char *s, size_t n)
 	p->poutlen += n;
 }
 
-int px_push(struct mailtls_proxy *p, int kind, const char *tag, size_t taglen)
+int mt_px_push(struct mailtls_proxy *p, int kind, const char *tag, size_t taglen)
 {
-	struct px_cmd *c;
+	struct mt_px_cmd *c;
 	if (p->qlen == PX_QUEUE)
 		return -1;
 	c = &p->q[(p->qhead + p->qlen++) % PX_QUEUE];
@@ -82,12 +82,12 @@ int px_push(struct mailtls_proxy *p, int kind, const char *tag, size_t taglen)
 	return 0;
 }
 
-struct px_cmd *px_head(struct mailtls_proxy *p)
+struct mt_px_cmd *mt_px_head(struct mailtls_proxy *p)
 {
 	return p->qlen ? &p->q[p->qhead] : NULL;
 }
 
-void px_pop(struct mailtls_proxy *p)
+void mt_px_pop(struct mailtls_proxy *p)
 {
 	if (!p->qlen)
 		return;
@@ -95,7 +95,7 @@ void px_pop(struct mailtls_proxy *p)
 	p->qlen--;
 }
 
-int px_queued(const struct mailtls_proxy *p, int kind)
+int mt_px_queued(const struct mailtls_proxy *p, int kind)
 {
 	for (size_t i = 0; i < p->qlen; i++)
 		if (p->q[(p->qhead + i) % PX_QUEUE].kind == kind)
@@ -103,10 +103,10 @@ int px_queued(const struct mailtls_proxy *p, int kind)
 	return 0;
 }
 
-int px_remove_tag(struct mailtls_proxy *p, const char *tag, size_t taglen)
+int mt_px_remove_tag(struct mailtls_proxy *p, const char *tag, size_t taglen)
 {
 	for (size_t i = 0; i < p->qlen; i++) {
-		struct px_cmd *c = &p->q[(p->qhead + i) % PX_QUEUE];
+		struct mt_px_cmd *c = &p->q[(p->qhead + i) % PX_QUEUE];
 		int kind;
 		if (taglen >= PX_TAG || strlen(c->tag) != taglen || memcmp(c->tag, tag, taglen) != 0)
 			continue;
@@ -120,7 +120,7 @@ int px_remove_tag(struct mailtls_proxy *p, const char *tag, size_t taglen)
 	return -1;
 }
 
-int px_has_arg(const struct px_line *l)
+int mt_px_has_arg(const struct mt_px_line *l)
 {
 	const char *sp = memchr(l->p, ' ', l->n);
 	if (sp)
@@ -130,17 +130,17 @@ int px_has_arg(const struct px_line *l)
 	return 0;
 }
 
-int px_verb(const struct px_line *l, const char *verb, int *has_arg)
+int mt_px_verb(const struct mt_px_line *l, const char *verb, int *has_arg)
 {
 	const char *sp = memchr(l->p, ' ', l->n);
 	if (!mt_word_eq(l->p, sp ? (size_t)(sp - l->p) : l->n, verb))
 		return 0;
 	if (has_arg)
-		*has_arg = px_has_arg(l);
+		*has_arg = mt_px_has_arg(l);
 	return 1;
 }
 
-int px_literal(const char *s, size_t n, unsigned long long *size)
+int mt_px_literal(const char *s, size_t n, unsigned long long *size)
 {
 	size_t i, digits = 0;
 	unsigned long long v = 0;
@@ -186,7 +186,7 @@ static void fill(struct mailtls_proxy *p, struct mailtls_proxy_out *out)
 int mailtls_proxy_client_line(struct mailtls_proxy *p, const char *line, size_t len, int more,
     struct mailtls_proxy_out *out)
 {
-	struct px_line l;
+	struct mt_px_line l;
 	int r;
 	if (bad_args(p, line, len, out))
 		return -1;
@@ -197,13 +197,13 @@ int mailtls_proxy_client_line(struct mailtls_proxy *p, const char *line, size_t 
 		errno = EINVAL;
 		return -1;
 	}
-	px_split(line ? line : "", len, &l);
+	mt_px_split(line ? line : "", len, &l);
 	if (p->proto == MAILTLS_SMTP)
-		r = px_smtp_client(p, &l, more);
+		r = mt_px_smtp_client(p, &l, more);
 	else if (p->proto == MAILTLS_POP3)
-		r = px_pop3_client(p, &l, more);
+		r = mt_px_pop3_client(p, &l, more);
 	else
-		r = px_imap_client(p, &l, more);
+		r = mt_px_imap_client(p, &l, more);
 	if (r == MAILTLS_PROXY_WAIT)
 		p->coutlen = p->poutlen = 0;
 	else if (r == MAILTLS_PROXY_STARTTLS)
@@ -217,16 +217,16 @@ int mailtls_proxy_client_line(struct mailtls_proxy *p, const char *line, size_t 
 int mailtls_proxy_server_line(struct mailtls_proxy *p, const char *line, size_t len,
     struct mailtls_proxy_out *out)
 {
-	struct px_line l;
+	struct mt_px_line l;
 	if (bad_args(p, line, len, out))
 		return -1;
-	px_split(line ? line : "", len, &l);
+	mt_px_split(line ? line : "", len, &l);
 	if (p->proto == MAILTLS_SMTP)
-		px_smtp_server(p, &l);
+		mt_px_smtp_server(p, &l);
 	else if (p->proto == MAILTLS_POP3)
-		px_pop3_server(p, &l);
+		mt_px_pop3_server(p, &l);
 	else
-		px_imap_server(p, &l);
+		mt_px_imap_server(p, &l);
 	fill(p, out);
 	return MAILTLS_PROXY_CONTINUE;
 }
@@ -243,7 +243,7 @@ int mailtls_proxy_tls_started(struct mailtls_proxy *p, struct mailtls_proxy_out 
 	p->tls = 1;
 	p->authed = 0;
 	if (p->proto == MAILTLS_SMTP)
-		px_smtp_tls(p);
+		mt_px_smtp_tls(p);
 	fill(p, out);
 	return 0;
 }

@@ -30,7 +30,7 @@ enum {
 	K_LOGIN       /* POP3 PASS/APOP, IMAP LOGIN */
 };
 
-struct px_cmd {
+struct mt_px_cmd {
 	int kind;
 	char tag[PX_TAG];             /* IMAP */
 };
@@ -57,7 +57,7 @@ struct mailtls_proxy {
 	char held[MAILTLS_PROXY_CHUNK];
 	size_t heldlen;
 	int have_held;
-	struct px_cmd q[PX_QUEUE];
+	struct mt_px_cmd q[PX_QUEUE];
 	size_t qhead, qlen;
 	char cout[PX_OUT];
 	size_t coutlen;
@@ -66,41 +66,41 @@ struct mailtls_proxy {
 };
 
 /* A line split into body and terminator. */
-struct px_line {
+struct mt_px_line {
 	const char *p;                /* the bytes as given */
 	size_t len;                   /* all of them */
 	size_t n;                     /* without the terminator (CR LF or LF) */
 	int lf;                       /* 1: ends with LF (a whole line) */
 };
-MT_HIDDEN void px_split(const char *p, size_t len, struct px_line *l);
+MT_HIDDEN void mt_px_split(const char *p, size_t len, struct mt_px_line *l);
 
 /* Output (silently cut at the buffer's end, which the sizes above rule out). */
-MT_HIDDEN void px_client(struct mailtls_proxy *p, const char *s, size_t n);
-MT_HIDDEN void px_client_str(struct mailtls_proxy *p, const char *s);
-MT_HIDDEN void px_prog(struct mailtls_proxy *p, const char *s, size_t n);
+MT_HIDDEN void mt_px_client(struct mailtls_proxy *p, const char *s, size_t n);
+MT_HIDDEN void mt_px_client_str(struct mailtls_proxy *p, const char *s);
+MT_HIDDEN void mt_px_prog(struct mailtls_proxy *p, const char *s, size_t n);
 
 /* The queue of commands sent to the program. */
-MT_HIDDEN int px_push(struct mailtls_proxy *p, int kind, const char *tag, size_t taglen);
-MT_HIDDEN struct px_cmd *px_head(struct mailtls_proxy *p);   /* NULL: empty */
-MT_HIDDEN void px_pop(struct mailtls_proxy *p);
-MT_HIDDEN int px_queued(const struct mailtls_proxy *p, int kind);
-/* px_remove_tag removes the queued IMAP command tagged |tag|; returns its
+MT_HIDDEN int mt_px_push(struct mailtls_proxy *p, int kind, const char *tag, size_t taglen);
+MT_HIDDEN struct mt_px_cmd *mt_px_head(struct mailtls_proxy *p);   /* NULL: empty */
+MT_HIDDEN void mt_px_pop(struct mailtls_proxy *p);
+MT_HIDDEN int mt_px_queued(const struct mailtls_proxy *p, int kind);
+/* mt_px_remove_tag removes the queued IMAP command tagged |tag|; returns its
  * kind, or -1 when none is queued with that tag. */
-MT_HIDDEN int px_remove_tag(struct mailtls_proxy *p, const char *tag, size_t taglen);
+MT_HIDDEN int mt_px_remove_tag(struct mailtls_proxy *p, const char *tag, size_t taglen);
 
 /* The verb of a command line (first word) and whether words follow. */
-MT_HIDDEN int px_verb(const struct px_line *l, const char *verb, int *has_arg);
-MT_HIDDEN int px_has_arg(const struct px_line *l);
+MT_HIDDEN int mt_px_verb(const struct mt_px_line *l, const char *verb, int *has_arg);
+MT_HIDDEN int mt_px_has_arg(const struct mt_px_line *l);
 /* IMAP: the literal "{n}" / "{n+}" that ends |p|, n bytes: 0 none, 1
  * synchronizing "{n}", 2 non-synchronizing "{n+}". */
-MT_HIDDEN int px_literal(const char *p, size_t n, unsigned long long *size);
+MT_HIDDEN int mt_px_literal(const char *p, size_t n, unsigned long long *size);
 
-MT_HIDDEN int px_smtp_client(struct mailtls_proxy *p, const struct px_line *l, int more);
-MT_HIDDEN void px_smtp_server(struct mailtls_proxy *p, const struct px_line *l);
-MT_HIDDEN void px_smtp_tls(struct mailtls_proxy *p);
-MT_HIDDEN int px_pop3_client(struct mailtls_proxy *p, const struct px_line *l, int more);
-MT_HIDDEN void px_pop3_server(struct mailtls_proxy *p, const struct px_line *l);
-MT_HIDDEN int px_imap_client(struct mailtls_proxy *p, const struct px_line *l, int more);
-MT_HIDDEN void px_imap_server(struct mailtls_proxy *p, const struct px_line *l);
+MT_HIDDEN int mt_px_smtp_client(struct mailtls_proxy *p, const struct mt_px_line *l, int more);
+MT_HIDDEN void mt_px_smtp_server(struct mailtls_proxy *p, const struct mt_px_line *l);
+MT_HIDDEN void mt_px_smtp_tls(struct mailtls_proxy *p);
+MT_HIDDEN int mt_px_pop3_client(struct mailtls_proxy *p, const struct mt_px_line *l, int more);
+MT_HIDDEN void mt_px_pop3_server(struct mailtls_proxy *p, const struct mt_px_line *l);
+MT_HIDDEN int mt_px_imap_client(struct mailtls_proxy *p, const struct mt_px_line *l, int more);
+MT_HIDDEN void mt_px_imap_server(struct mailtls_proxy *p, const struct mt_px_line *l);
 
 #endif

@@ -10,8 +10,8 @@
 
 static int answer(struct mailtls_proxy *p, const char *tag, size_t taglen, const char *text)
 {
-	px_client(p, tag, taglen);
-	px_client_str(p, text);
+	mt_px_client(p, tag, taglen);
+	mt_px_client_str(p, text);
 	return MAILTLS_PROXY_CONTINUE;
 }
 
@@ -35,16 +35,16 @@ static int starttls(struct mailtls_proxy *p, const char *tag, size_t taglen, int
  * and with the LF when |lf|.  Sets what follows. */
 static void after_literal(struct mailtls_proxy *p, const char *s, size_t n, int lf, int client)
 {
-	struct px_line l;
+	struct mt_px_line l;
 	unsigned long long size;
 	int k;
-	px_split(s, n, &l);
+	mt_px_split(s, n, &l);
 	if (!lf) {
 		*(client ? &p->c_cont : &p->s_cont) = 1;
 		return;
 	}
 	*(client ? &p->c_cont : &p->s_cont) = 0;
-	k = px_literal(l.p, l.n, &size);
+	k = mt_px_literal(l.p, l.n, &size);
 	if (!client) {
 		if (k)
 			p->s_lit = size;
@@ -61,7 +61,7 @@ static void after_literal(struct mailtls_proxy *p, const char *s, size_t n, int 
 
 /* Literal bytes, then maybe the rest of the line.  Returns 1 when the
  * chunk was taken so. */
-static int literal_chunk(struct mailtls_proxy *p, const struct px_line *l, int client)
+static int literal_chunk(struct mailtls_proxy *p, const struct mt_px_line *l, int client)
 {
 	unsigned long long *lit = client ? &p->c_lit : &p->s_lit;
 	int *cont = client ? &p->c_cont : &p->s_cont;
@@ -69,9 +69,9 @@ static int literal_chunk(struct mailtls_proxy *p, const struct px_line *l, int c
 	if (*lit == 0 && !*cont)
 		return 0;
 	if (client && !p->c_drop)
-		px_prog(p, l->p, l->len);
+		mt_px_prog(p, l->p, l->len);
 	else if (!client)
-		px_client(p, l->p, l->len);
+		mt_px_client(p, l->p, l->len);
 	if (*lit == 0) {
 		after_literal(p, l->p, l->len, l->lf, client);
 		return 1;
@@ -85,40 +85,40 @@ static int literal_chunk(struct mailtls_proxy *p, const struct px_line *l, int c
 	return 1;
 }
 
-int px_imap_client(struct mailtls_proxy *p, const struct px_line *l, int more)
+int mt_px_imap_client(struct mailtls_proxy *p, const struct mt_px_line *l, int more)
 {
 	const char *tag = l->p, *sp;
 	size_t taglen;
 	int arg, kind = K_OTHER;
-	struct px_line c;
+	struct mt_px_line c;
 	p->c_mid = !l->lf;
 	if (literal_chunk(p, l, 1))
 		return MAILTLS_PROXY_CONTINUE;
 	if (p->raw_next) {
-		px_prog(p, l->p, l->len);
+		mt_px_prog(p, l->p, l->len);
 		if (l->lf)
 			p->raw_next = 0;
 		return MAILTLS_PROXY_CONTINUE;
 	}
 	if (!l->lf) {
-		px_client_str(p, "* BAD line too long\r\n");
+		mt_px_client_str(p, "* BAD line too long\r\n");
 		return MAILTLS_PROXY_CLOSE;
 	}
-	if (p->qlen == PX_QUEUE || p->c_lit_wait || px_queued(p, K_AUTH))
+	if (p->qlen == PX_QUEUE || p->c_lit_wait || mt_px_queued(p, K_AUTH))
 		return MAILTLS_PROXY_WAIT;
 	sp = memchr(l->p, ' ', l->n);
 	if (!sp) {
-		px_prog(p, l->p, l->len);
+		mt_px_prog(p, l->p, l->len);
 		return MAILTLS_PROXY_CONTINUE;
 	}
 	taglen = (size_t)(sp - tag);
-	px_split(sp + 1, l->len - taglen - 1, &c);   /* "command args" */
-	arg = px_has_arg(&c);
-	if (px_verb(&c, "STARTTLS", NULL))
+	mt_px_split(sp + 1, l->len - taglen - 1, &c);   /* "command args" */
+	arg = mt_px_has_arg(&c);
+	if (mt_px_verb(&c, "STARTTLS", NULL))
 		return p->qlen ? MAILTLS_PROXY_WAIT : starttls(p, tag, taglen, arg, more);
-	if (px_verb(&c, "LOGIN", NULL))
+	if (mt_px_verb(&c, "LOGIN", NULL))
 		kind = K_LOGIN;
-	else if (px_verb(&c, "AUTHENTICATE", NULL))
+	else if (mt_px_verb(&c, "AUTHENTICATE", NULL))
 		kind = K_AUTH;
 	if (kind != K_OTHER && !p->tls && (p->flags & MAILTLS_PROXY_REQUIRE_TLS)) {
 		if (p->qlen)
@@ -128,8 +128,8 @@ int px_imap_client(struct mailtls_proxy *p, const struct px_line *l, int more)
 		after_literal(p, l->p, l->len, 1, 1);
 		return MAILTLS_PROXY_CONTINUE;
 	}
-	px_prog(p, l->p, l->len);
-	px_push(p, kind, tag, taglen);
+	mt_px_prog(p, l->p, l->len);
+	mt_px_push(p, kind, tag, taglen);
 	after_literal(p, l->p, l->len, 1, 1);
 	if (p->c_lit_wait) {
 		size_t n = taglen < PX_TAG ? taglen : PX_TAG - 1;
@@ -150,31 +150,31 @@ static void caps(struct mailtls_proxy *p, const char *s, size_t n)
 			continue;
 		if (!p->tls && (p->flags & MAILTLS_PROXY_HIDE_AUTH) && an >= 5 && mt_word_eq(a, 5, "AUTH="))
 			continue;
-		px_client_str(p, " ");
-		px_client(p, a, an);
+		mt_px_client_str(p, " ");
+		mt_px_client(p, a, an);
 	}
 	if (!p->tls)
-		px_client_str(p, " STARTTLS");
+		mt_px_client_str(p, " STARTTLS");
 	if (logindisabled)
-		px_client_str(p, " LOGINDISABLED");
+		mt_px_client_str(p, " LOGINDISABLED");
 }
 
 /* "[CAPABILITY ...]" at the start of |rest|: rewritten, 1; else 0.
  * |head| is what comes before |rest| on the line. */
-static int caps_code(struct mailtls_proxy *p, const struct px_line *l, const char *rest, size_t restlen)
+static int caps_code(struct mailtls_proxy *p, const struct mt_px_line *l, const char *rest, size_t restlen)
 {
 	const char *name, *args;
 	size_t namelen, argslen;
 	if (mt_imap_resp_code(rest, restlen, &name, &namelen, &args, &argslen) != 1 ||
 	    !mt_word_eq(name, namelen, "CAPABILITY"))
 		return 0;
-	px_client(p, l->p, (size_t)(name + namelen - l->p));
+	mt_px_client(p, l->p, (size_t)(name + namelen - l->p));
 	caps(p, args, argslen);
-	px_client(p, args + argslen, (size_t)(l->p + l->len - (args + argslen)));
+	mt_px_client(p, args + argslen, (size_t)(l->p + l->len - (args + argslen)));
 	return 1;
 }
 
-void px_imap_server(struct mailtls_proxy *p, const struct px_line *l)
+void mt_px_imap_server(struct mailtls_proxy *p, const struct mt_px_line *l)
 {
 	const char *s = l->p, *w, *rest;
 	size_t n = l->n, wn, tn;
@@ -184,48 +184,48 @@ void px_imap_server(struct mailtls_proxy *p, const struct px_line *l)
 	if (literal_chunk(p, l, 0))
 		return;
 	if (mid || !l->lf) {
-		px_client(p, l->p, l->len);
+		mt_px_client(p, l->p, l->len);
 		return;
 	}
-	if (px_literal(l->p, l->n, &size)) {
-		px_client(p, l->p, l->len);
+	if (mt_px_literal(l->p, l->n, &size)) {
+		mt_px_client(p, l->p, l->len);
 		p->s_lit = size;
 		return;
 	}
 	if (n >= 1 && s[0] == '+') {
-		px_client(p, l->p, l->len);
+		mt_px_client(p, l->p, l->len);
 		if (p->c_lit_wait) {
 			p->c_lit = p->c_lit_wait;
 			p->c_lit_wait = 0;
-		} else if (px_queued(p, K_AUTH)) {
+		} else if (mt_px_queued(p, K_AUTH)) {
 			p->raw_next = 1;
 		}
 		return;
 	}
 	if (!mt_next_atom(&s, &n, &w, &tn)) {
-		px_client(p, l->p, l->len);
+		mt_px_client(p, l->p, l->len);
 		return;
 	}
 	if (tn == 1 && w[0] == '*') {
 		if (!mt_next_atom(&s, &n, &w, &wn)) {
-			px_client(p, l->p, l->len);
+			mt_px_client(p, l->p, l->len);
 			return;
 		}
 		rest = n ? s + 1 : s;
 		if (mt_word_eq(w, wn, "CAPABILITY")) {
-			px_client(p, l->p, (size_t)(w + wn - l->p));
+			mt_px_client(p, l->p, (size_t)(w + wn - l->p));
 			caps(p, rest, n ? n - 1 : 0);
-			px_client_str(p, "\r\n");
+			mt_px_client_str(p, "\r\n");
 			return;
 		}
 		if (mt_word_eq(w, wn, "PREAUTH"))
 			p->authed = 1;
 		if (!caps_code(p, l, rest, n ? n - 1 : 0))
-			px_client(p, l->p, l->len);
+			mt_px_client(p, l->p, l->len);
 		return;
 	}
 	/* Tagged: "tag OK|NO|BAD [code] text". */
-	kind = px_remove_tag(p, l->p, tn);
+	kind = mt_px_remove_tag(p, l->p, tn);
 	if (p->c_lit_wait && strlen(p->lit_tag) == tn && memcmp(p->lit_tag, l->p, tn) == 0) {
 		p->c_lit_wait = 0;    /* refused before its literal was asked for */
 		p->c_cont = 0;
@@ -236,5 +236,5 @@ void px_imap_server(struct mailtls_proxy *p, const struct px_line *l)
 		if (caps_code(p, l, n ? s + 1 : s, n ? n - 1 : 0))
 			return;
 	}
-	px_client(p, l->p, l->len);
+	mt_px_client(p, l->p, l->len);
 }
