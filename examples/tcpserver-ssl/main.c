@@ -16,7 +16,7 @@
 #define RENEW_CHECK_SECS 2
 
 static const char usage_text[] =
-    "usage: tcpserver-ssl [ -1UXpPhHrRoOdDqQvsSwWy46 ] [ -c limit ] [ -x rules.cdb ] [ -B banner ] "
+    "usage: tcpserver-ssl [ -1UXpPhHrRoOdDqQvsSwWy46 ] [ -EAN ] [ -c limit ] [ -x rules.cdb ] [ -B banner ] "
     "[ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] [ -T handshake-timeout ] "
     "[ -I interface ] [ -n pemfile ] [ -e proto ] [ -k balancers ] host port program";
 
@@ -55,7 +55,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->hs_timeout = 26;
 	o->client_verify = MAILTLS_VERIFY_NONE;
 	opterr = 0;
-	while ((c = getopt(argc, argv, "+qQvc:x:XB:u:g:U1b:oOdDhHpPl:rRt:46I:sSn:T:wWye:EAZk:")) != -1) {
+	while ((c = getopt(argc, argv, "+qQvc:x:XB:u:g:U1b:oOdDhHpPl:rRt:46I:sSn:T:wWye:EANk:")) != -1) {
 		switch (c) {
 		case 'q': o->verbosity = 0; break;
 		case 'Q': o->verbosity = 1; break;
@@ -106,7 +106,7 @@ static void parse(int argc, char **argv, struct opts *o)
 			break;
 		case 'E': o->proxy_flags |= MAILTLS_PROXY_REQUIRE_TLS; break;
 		case 'A': o->proxy_flags |= MAILTLS_PROXY_HIDE_AUTH; break;
-		case 'Z': o->sni_strict = 1; break;
+		case 'N': o->sni_strict = 1; break;
 		case 'k':
 			fprintf(stderr, "%s: fatal: -%c is not available in this version\n", PROGNAME, c);
 			exit(100);

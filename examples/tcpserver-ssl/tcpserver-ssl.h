@@ -36,7 +36,7 @@ struct opts {
 	int client_verify;        /* MAILTLS_VERIFY_* from -w / -W */
 	int proxy;                /* -e: MAILTLS_SMTP, MAILTLS_POP3 or MAILTLS_IMAP (0: off) */
 	int proxy_flags;          /* -E, -A: MAILTLS_PROXY_* */
-	int sni_strict;           /* -Z */
+	int sni_strict;           /* -N */
 	const char *host, *port;
 	char **prog;
 };

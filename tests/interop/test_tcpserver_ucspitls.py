@@ -334,8 +334,8 @@ def test_y_then_S_is_plain_tcpserver(work, tss, qmail_pem):
 def test_usage(work, tss):
     rc, out = work.procs.run([tss, "-y", "127.0.0.1"], name="usage")
     assert rc == 100 and "usage: tcpserver-ssl [ -1UXpPhHrRoOdDqQvsSwWy46 ]" in out, out
-    rc, out = work.procs.run([tss, "-e", "smtp", "127.0.0.1", "0", "true"], name="no-e")
-    assert rc == 100 and "-e is not available" in out, out
+    rc, out = work.procs.run([tss, "-e", "smtp", "-y", "127.0.0.1", "0", "true"], name="e-and-y")
+    assert rc == 100 and "-e and -y exclude each other" in out, out
 
 
 # ------------------------------------------------------------------------- attacks
