@@ -43,26 +43,6 @@ int fd_high(int fd, int cloexec)
 	return n;
 }
 
-static int port_number(const char *p, unsigned *out)
-{
-	char *end;
-	unsigned long n;
-	struct servent *se;
-	if (*p >= '0' && *p <= '9') {
-		errno = 0;
-		n = strtoul(p, &end, 10);
-		if (*end || errno || n > 65535)
-			return -1;
-		*out = (unsigned)n;
-		return 0;
-	}
-	se = getservbyname(p, "tcp");
-	if (!se)
-		return -1;
-	*out = ntohs((unsigned short)se->s_port);
-	return 0;
-}
-
 static void set_port(struct sockaddr_storage *ss, unsigned port)
 {
 	if (ss->ss_family == AF_INET)
@@ -206,9 +186,9 @@ void tcp_connect(const struct opts *o, struct conninfo *ci)
 	int n, fd = -1, one = 1, localfamily = 0;
 
 	memset(ci, 0, sizeof *ci);
-	if (port_number(o->port, &port) < 0)
+	if (ucspi_port(o->port, &port) < 0)
 		fatal(111, "unable to figure out port number for %s", o->port);
-	if (o->localport && port_number(o->localport, &lport) < 0)
+	if (o->localport && ucspi_port(o->localport, &lport) < 0)
 		fatal(111, "unable to figure out port number for %s", o->localport);
 	memset(&local, 0, sizeof local);
 	if (o->localip) {

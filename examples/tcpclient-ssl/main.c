@@ -29,16 +29,9 @@ static void __attribute__((noreturn)) usage(void)
 
 static unsigned long number(const char *s, unsigned long min, unsigned long max, const char **end)
 {
-	char *e;
 	unsigned long n;
-	if (!s || *s < '0' || *s > '9')
+	if (ucspi_number(s, min, max, end, &n) < 0)
 		usage();
-	errno = 0;
-	n = strtoul(s, &e, 10);
-	if (errno || n < min || n > max || (!end && *e))
-		usage();
-	if (end)
-		*end = e;
 	return n;
 }
 
@@ -149,7 +142,7 @@ int main(int argc, char **argv)
 	cfg = tls_config(&o);
 	tcp_connect(&o, &ci);
 	tcp_env(&o, &ci);
-	drop_ssl_vars();
+	ucspi_drop_ssl_vars();
 	if (o.ucspitls)
 		run_ucspitls(&o, cfg, &ci);
 	run_tls(&o, cfg, &ci);

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include "mailtls.h"
+#include "ucspi.h"
 
 #define PROGNAME "tcpclient-ssl"
 
@@ -44,22 +45,10 @@ struct opts {
 	char **prog;
 };
 
-/* One connection's addresses, as text. */
-struct conninfo {
-	int fd;
-	int v6;                   /* an IPv6 connection (PROTO=TCP6) */
-	char localip[64], remoteip[64];
-	unsigned localport, remoteport;
-};
-
-/* log.c: messages on stderr, prefixed "tcpclient-ssl: "; -q silences all
- * of them, as it does tcpclient's. */
-void log_set_verbosity(int v);
-int log_verbose(void);
-void log_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));   /* with -v */
-void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));    /* unless -q */
-void fatal(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
-const char *errstr(int e);
+/* struct conninfo (one connection's addresses), the messages (log_*,
+ * fatal, errstr), names, numbers, the environment and the program: ucspi.h
+ * (examples/common).  log.c names the messages "tcpclient-ssl: "; -q
+ * silences all of them, as it does tcpclient's. */
 
 /* connect.c: the connection, tcpclient's way (-T x+y, -i, -p, -4/-6). */
 void tcp_connect(const struct opts *o, struct conninfo *ci);
@@ -67,9 +56,6 @@ int fd_high(int fd, int cloexec);
 
 /* tcpenv.c: the environment tcpclient gives its program (names, ident). */
 void tcp_env(const struct opts *o, const struct conninfo *ci);
-void drop_ssl_vars(void);
-void setenv_or_die(const char *name, const char *value);
-void put_block(const char *b, size_t len);
 
 /* tls.c: the three TLS modes; each ends the process. */
 struct mailtls_config *tls_config(const struct opts *o);

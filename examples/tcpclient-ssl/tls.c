@@ -10,20 +10,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "tcpclient-ssl.h"
-
-extern char **environ;
 
 /* How long a program that is told to stop (TLS failed under -y) may take. */
 #define KILL_GRACE_SECS 5
@@ -86,31 +82,12 @@ static const char *servername(const struct opts *o)
 	return strcmp(o->host, "0") ? o->host : NULL;
 }
 
-static void tls_env(struct mailtls *s)
-{
-	ssize_t n = mailtls_env(s, NULL, 0);
-	char *b = n > 0 ? malloc((size_t)n) : NULL;
-	if (!b || mailtls_env(s, b, (size_t)n) != n)
-		fatal(111, "out of memory");
-	put_block(b, (size_t)n);
-	free(b);
-}
-
 static void log_tls(struct mailtls *s)
 {
 	char server[600], esni[300];
-	const char *sni = mailtls_servername(s);
 	if (!log_verbose())
 		return;
-	if (!mailtls_peer_has_cert(s))
-		snprintf(server, sizeof server, "none");
-	else if (mailtls_peer_verified(s))
-		snprintf(server, sizeof server, "verified:%s", mailtls_peer_subject(s));
-	else
-		snprintf(server, sizeof server, "unverified:%s",
-		    mailtls_errcode_name(mailtls_peer_verify_result(s)));
-	if (!sni || mailtls_escape(esni, sizeof esni, sni, strlen(sni)) < 0)
-		snprintf(esni, sizeof esni, "-");
+	ucspi_tls_desc(s, server, sizeof server, esni, sizeof esni);
 	log_status("tls %s %s sni=%s server=%s%s", mailtls_protocol(s), mailtls_cipher(s), esni, server,
 	    mailtls_session_reused(s) ? " resumed" : "");
 }
@@ -151,52 +128,12 @@ static void forward_signals(void)
 
 static pid_t start_prog(char **prog, int rfd, int wfd)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t def, none;
-	pid_t pid;
-	int e;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, rfd, 6);
-	posix_spawn_file_actions_adddup2(&fa, wfd, 7);
-	posix_spawnattr_init(&at);
-	sigemptyset(&def);
-	sigaddset(&def, SIGPIPE);
-	sigemptyset(&none);
-	posix_spawnattr_setsigdefault(&at, &def);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-	e = posix_spawnp(&pid, prog[0], &fa, &at, prog, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	if (e)
-		fatal(111, "unable to run %s: %s", prog[0], errstr(e));
+	pid_t pid = ucspi_spawn(prog, rfd, wfd, 6);
+	if (pid < 0)
+		fatal(111, "unable to run %s: %s", prog[0], errstr(errno));
 	child = pid;
 	forward_signals();
 	return pid;
-}
-
-static int wait_prog(pid_t pid)
-{
-	int st;
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			_exit(111);
-	return st;
-}
-
-/* Pass the program's end on as this process's own: its exit code, or its
- * signal (without a core file of ours). */
-static void __attribute__((noreturn)) exit_like(int st)
-{
-	if (WIFSIGNALED(st)) {
-		struct rlimit rl = { 0, 0 };
-		int sig = WTERMSIG(st);
-		setrlimit(RLIMIT_CORE, &rl);
-		signal(sig, SIG_DFL);
-		raise(sig);
-	}
-	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 111);
 }
 
 /* TLS failed while the program runs (-y): it is told to stop (SIGTERM,
@@ -213,7 +150,7 @@ static void __attribute__((noreturn)) end_prog(pid_t pid, const struct conninfo 
 		nanosleep(&tick, NULL);
 	}
 	kill(pid, SIGKILL);
-	wait_prog(pid);
+	ucspi_wait(pid);
 	tls_fatal(ci, what, s);
 }
 
@@ -271,7 +208,7 @@ void run_tls(const struct opts *o, struct mailtls_config *cfg, struct conninfo *
 		tls_fatal(ci, "start TLS", s);
 	}
 	log_tls(s);
-	tls_env(s);
+	ucspi_tls_env(s);
 	/* No private key stays in the process that lives as long as the session. */
 	if (mailtls_release_config(s) < 0)
 		fatal(111, "unable to drop the TLS configuration: %s", mailtls_error(s));
@@ -290,7 +227,7 @@ void run_tls(const struct opts *o, struct mailtls_config *cfg, struct conninfo *
 	relay(s, from_prog[0], to_prog[1]);
 	mailtls_free(s);
 	close(ci->fd);
-	exit_like(wait_prog(pid));
+	ucspi_exit_like(ucspi_wait(pid));
 }
 
 void run_ucspitls(const struct opts *o, struct mailtls_config *cfg, struct conninfo *ci)
@@ -314,7 +251,7 @@ void run_ucspitls(const struct opts *o, struct mailtls_config *cfg, struct conni
 	if (n < 0)
 		fatal(111, "unable to describe the UCSPI-TLS descriptors");
 	block[n] = 0;
-	put_block(block, (size_t)n + 1);
+	ucspi_put_block(block, (size_t)n + 1);
 	if (!(s = mailtls_client(cfg, ci->fd, ci->fd, servername(o))))
 		fatal(111, "unable to make a TLS session: %s", errstr(errno));
 
@@ -336,7 +273,7 @@ void run_ucspitls(const struct opts *o, struct mailtls_config *cfg, struct conni
 		mailtls_free(s);
 		mailtls_config_free(cfg);
 		close(ci->fd);
-		exit_like(wait_prog(pid));
+		ucspi_exit_like(ucspi_wait(pid));
 	}
 	if (mailtls_handshake_timeout(s, o->tls_timeout) < 0) {
 		mailtls_ucspitls_close_ours(&u);
@@ -354,5 +291,5 @@ void run_ucspitls(const struct opts *o, struct mailtls_config *cfg, struct conni
 	relay(s, u.wr[0], u.rd[1]);
 	mailtls_free(s);
 	close(ci->fd);
-	exit_like(wait_prog(pid));
+	ucspi_exit_like(ucspi_wait(pid));
 }

@@ -12,25 +12,6 @@
 
 #include "tcpserver-ssl.h"
 
-static int port_number(const char *p, unsigned *out)
-{
-	char *end;
-	unsigned long n;
-	struct servent *se;
-	if (*p >= '0' && *p <= '9') {
-		n = strtoul(p, &end, 10);
-		if (*end || n > 65535)
-			return -1;
-		*out = (unsigned)n;
-		return 0;
-	}
-	se = getservbyname(p, "tcp");
-	if (!se)
-		return -1;
-	*out = ntohs((unsigned short)se->s_port);
-	return 0;
-}
-
 static int bind_one(const struct opts *o, int family, const void *addr, unsigned port, int v6only)
 {
 	struct sockaddr_storage ss;
@@ -75,7 +56,7 @@ int listen_sockets(const struct opts *o, int *fds, int max, unsigned *port)
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
 	int fd;
-	if (max < 1 || port_number(o->port, port) < 0)
+	if (max < 1 || ucspi_port(o->port, port) < 0)
 		fatal(100, "unable to figure out port number for %s", o->port);
 	if (!strcmp(o->host, "0")) {
 		/* Every address: one dual-stack socket, or one family with -4 / -6. */

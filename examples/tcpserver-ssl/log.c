@@ -1,65 +1,8 @@
-/* log.c -- tcpserver's messages, with this program's name. */
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
+/* log.c -- tcpserver's messages, with this program's name (the messages
+ * themselves: examples/common/log.c). */
 #include "tcpserver-ssl.h"
 
-static int verbosity = 1;
+const char log_progname[] = PROGNAME;
 
-void log_set_verbosity(int v)
-{
-	verbosity = v;
-}
-
-int log_verbose(void)
-{
-	return verbosity >= 2;
-}
-
-/* One write per line, so lines of concurrent children never interleave. */
-static void emit(const char *prefix, const char *fmt, va_list ap)
-{
-	char line[2048];
-	int n = snprintf(line, sizeof line, "%s: %s", PROGNAME, prefix);
-	if (n < 0 || (size_t)n >= sizeof line)
-		return;
-	vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-	n = (int)strlen(line);
-	line[n++] = '\n';
-	if (write(2, line, (size_t)n) < 0) {
-		/* Nowhere left to complain. */
-	}
-}
-
-void log_status(const char *fmt, ...)
-{
-	va_list ap;
-	if (verbosity < 2)
-		return;
-	va_start(ap, fmt);
-	emit("", fmt, ap);
-	va_end(ap);
-}
-
-void log_error(const char *fmt, ...)
-{
-	va_list ap;
-	if (verbosity < 1)
-		return;
-	va_start(ap, fmt);
-	emit("", fmt, ap);
-	va_end(ap);
-}
-
-void fatal(int code, const char *fmt, ...)
-{
-	va_list ap;
-	/* Like tcpserver, a fatal error is printed even with -q. */
-	va_start(ap, fmt);
-	emit("fatal: ", fmt, ap);
-	va_end(ap);
-	_exit(code);
-}
+/* Like tcpserver, a fatal error is printed even with -q. */
+const int log_fatal_quiet = 0;

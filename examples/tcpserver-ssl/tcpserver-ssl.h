@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "mailtls.h"
+#include "ucspi.h"
 
 #define PROGNAME "tcpserver-ssl"
 
@@ -41,21 +42,10 @@ struct opts {
 	char **prog;
 };
 
-/* One accepted connection's addresses, as text the way tcpserver prints. */
-struct conninfo {
-	int fd;
-	int v6;                   /* native IPv6 (PROTO=TCP6) */
-	char localip[64], remoteip[64];
-	unsigned localport, remoteport;
-	unsigned scope;           /* IPv6 scope id of the remote address */
-};
-
-/* log.c: messages on stderr, prefixed "tcpserver-ssl: ". */
-void log_set_verbosity(int v);
-int log_verbose(void);
-void log_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));   /* with -v */
-void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));    /* unless -q */
-void fatal(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+/* struct conninfo (one accepted connection's addresses; v6 is native
+ * IPv6, PROTO=TCP6), the messages (log_*, fatal), name_of, numbers, the
+ * environment and the program: ucspi.h (examples/common).  log.c names the
+ * messages "tcpserver-ssl: ". */
 
 /* listen.c: the listening sockets (one dual-stack socket for host 0). */
 int listen_sockets(const struct opts *o, int *fds, int max, unsigned *port);
@@ -69,8 +59,7 @@ void server_run(const struct opts *o, struct mailtls_config *cfg, int *lfds, int
 /* conn.c: one connection, in the forked child; never returns. */
 void conn_serve(const struct opts *o, struct mailtls_config *cfg, struct conninfo *ci) __attribute__((noreturn));
 
-/* names.c: DNS and ident lookups for the TCP* variables. */
-int name_of(const char *ip, int paranoid, char *out, size_t len);
+/* names.c: the ident lookup for TCPREMOTEINFO (name_of: ucspi.h). */
 int ident_lookup(const struct conninfo *ci, int secs, char *out, size_t len);
 
 #endif
