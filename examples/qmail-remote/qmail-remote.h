@@ -125,5 +125,6 @@ int tls_start(struct conn *c, const struct ip *ip, const struct policy *p, const
 extern char *sender;
 extern char **recips;
 int smtp(const struct ip *ip, unsigned port, const char *domain, int tls_allowed);
+void smtp_greet(struct conn *c);
 
 #endif

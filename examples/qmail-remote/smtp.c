@@ -55,22 +55,24 @@ static void blast(struct conn *c)
 	conn_flush(c);
 }
 
-static void plain_start(struct conn *c)
+/* The greeting (220), then EHLO, else HELO (250), in plaintext or in
+ * implicit TLS alike; a refusal ends the delivery the way netqmail
+ * reports it. */
+static unsigned long hello(struct conn *c, const char *verb)
 {
-	if (smtpcode(c) != 220)
-		quit(c, "ZConnected to ", " but greeting failed");
-	conn_puts(c, "EHLO ");
+	conn_puts(c, verb);
 	conn_puts(c, ctl.helohost);
 	conn_puts(c, "\r\n");
 	conn_flush(c);
-	if (smtpcode(c) != 250) {
-		conn_puts(c, "HELO ");
-		conn_puts(c, ctl.helohost);
-		conn_puts(c, "\r\n");
-		conn_flush(c);
-		if (smtpcode(c) != 250)
-			quit(c, "ZConnected to ", " but my name was rejected");
-	}
+	return smtpcode(c);
+}
+
+void smtp_greet(struct conn *c)
+{
+	if (smtpcode(c) != 220)
+		quit(c, "ZConnected to ", " but greeting failed");
+	if (hello(c, "EHLO ") != 250 && hello(c, "HELO ") != 250)
+		quit(c, "ZConnected to ", " but my name was rejected");
 }
 
 int smtp(const struct ip *ip, unsigned port, const char *domain, int tls_allowed)
@@ -97,7 +99,7 @@ int smtp(const struct ip *ip, unsigned port, const char *domain, int tls_allowed
 	if (port == 465 && p.level == POL_NONE)
 		p.level = POL_MAY;
 	if (p.level == POL_NONE) {
-		plain_start(c);
+		smtp_greet(c);
 	} else {
 		int r = tls_start(c, ip, &p, domain, port == 465);
 		if (r) {

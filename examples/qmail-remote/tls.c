@@ -274,20 +274,7 @@ int tls_start(struct conn *c, const struct ip *ip, const struct policy *p, const
 			return p->level == POL_MAY ? TRY_PLAIN_LATER : TRY_NEXT;
 		}
 		c->tls = s;
-		if (smtpcode(c) != 220)
-			quit(c, "ZConnected to ", " but greeting failed");
-		conn_puts(c, "EHLO ");
-		conn_puts(c, ctl.helohost);
-		conn_puts(c, "\r\n");
-		conn_flush(c);
-		if (smtpcode(c) != 250) {
-			conn_puts(c, "HELO ");
-			conn_puts(c, ctl.helohost);
-			conn_puts(c, "\r\n");
-			conn_flush(c);
-			if (smtpcode(c) != 250)
-				quit(c, "ZConnected to ", " but my name was rejected");
-		}
+		smtp_greet(c);
 		tls_summary(s, ip->name, ca, p);
 		free(info);
 		return 0;
