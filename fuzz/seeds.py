@@ -339,6 +339,63 @@ def tcprules():
 TARGETS.update({"tcprules": tcprules})
 
 
+# ---------------------------------------------------------------- proxy
+def proxy():
+    SMTP, POP3, IMAP, REQ, HIDE = 0, 1, 2, 4, 8
+    C, CM, P = 1, 3, 0   # client line, client line with more bytes behind it, program line
+
+    def ev(*evs):
+        out = b""
+        for kind, line in evs:
+            out += bytes([kind]) + line.encode("latin-1")
+        return out
+    ehlo = [(P, "250-mx.example.org\r\n"), (P, "250-PIPELINING\r\n"), (P, "250-AUTH LOGIN PLAIN\r\n"),
+            (P, "250-CHUNKING\r\n"), (P, "250 8BITMIME\r\n")]
+    seeds = {
+        "smtp-session": (SMTP, [(P, "220 mx ESMTP\r\n"), (C, "EHLO client\r\n")] + ehlo
+                         + [(C, "STARTTLS\r\n"), (P, "250 flushed\r\n"), (C, "MAIL FROM:<a@b>\r\n"),
+                            (C, "EHLO client\r\n")] + ehlo
+                         + [(C, "MAIL FROM:<a@b>\r\n"), (P, "250 ok\r\n"), (C, "RCPT TO:<c@d>\r\n"), (P, "250 ok\r\n"),
+                            (C, "DATA\r\n"), (P, "354 go\r\n"), (C, "MAIL FROM:<x@y>\r\n"), (C, ".\r\n"),
+                            (P, "250 queued\r\n"), (C, "QUIT\r\n"), (P, "221 bye\r\n")]),
+        # security.md S1: STARTTLS and a command in one segment
+        "smtp-injection-s1": (SMTP, [(P, "220 mx\r\n"), (C, "EHLO x\r\n")] + ehlo + [(CM, "STARTTLS\r\n"),
+                                                                                      (C, "RSET\r\n")]),
+        "smtp-pipelined-ehlo-starttls": (SMTP, [(P, "220 mx\r\n"), (CM, "EHLO x\r\n"), (C, "STARTTLS\r\n")] + ehlo
+                                         + [(C, "EHLO x\r\n")]),
+        "smtp-require-tls": (SMTP | REQ | HIDE, [(P, "220 mx\r\n"), (C, "EHLO x\r\n")] + ehlo
+                             + [(C, "MAIL FROM:<a@b>\r\n"), (C, "AUTH PLAIN AGI=\r\n"), (C, "STARTTLS x\r\n"),
+                                (C, "STARTTLS\r\n"), (P, "250 ok\r\n"), (C, "STARTTLS\r\n")]),
+        "smtp-auth-sasl": (SMTP, [(P, "220 mx\r\n"), (C, "AUTH LOGIN\r\n"), (P, "334 VXNlcm5hbWU6\r\n"),
+                                  (C, "STARTTLS\r\n"), (P, "535 no\r\n"), (C, "STARTTLS\r\n")]),
+        "smtp-in-transaction": (SMTP, [(P, "220 mx\r\n"), (C, "MAIL FROM:<a@b>\r\n"), (P, "250 ok\r\n"),
+                                       (C, "STARTTLS\r\n"), (C, "RSET\r\n"), (P, "250 ok\r\n"), (C, "STARTTLS\r\n")]),
+        "smtp-long-line": (SMTP, [(P, "220 mx\r\n"), (C, "X" * 4096)]),
+        "pop3-session": (POP3, [(P, "+OK ready\r\n"), (C, "CAPA\r\n"), (P, "-ERR unknown\r\n"), (C, "STLS\r\n"),
+                                (C, "USER a\r\n"), (P, "+OK\r\n"), (C, "PASS b\r\n"), (P, "+OK in\r\n"),
+                                (C, "RETR 1\r\n"), (P, "+OK\r\n"), (P, "..STLS\r\n"), (P, ".\r\n"), (C, "STLS\r\n")]),
+        "pop3-injection": (POP3, [(P, "+OK ready\r\n"), (CM, "STLS\r\n"), (C, "USER a\r\n")]),
+        "pop3-require-tls": (POP3 | REQ | HIDE, [(P, "+OK ready\r\n"), (C, "USER a\r\n"), (C, "AUTH PLAIN\r\n"),
+                                                 (C, "CAPA\r\n"), (P, "+OK\r\n"), (P, "SASL PLAIN\r\n"), (P, "USER\r\n"),
+                                                 (P, ".\r\n"), (C, "STLS\r\n"), (C, "USER a\r\n")]),
+        "imap-session": (IMAP, [(P, "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n"), (C, "a1 CAPABILITY\r\n"),
+                                (P, "* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n"), (P, "a1 OK done\r\n"),
+                                (C, "a2 STARTTLS\r\n"), (C, "a3 LOGIN u {4}\r\n"), (P, "+ go\r\n"), (C, "pass\r\n"),
+                                (P, "a3 OK in\r\n"), (C, "a4 STARTTLS\r\n")]),
+        "imap-injection": (IMAP, [(P, "* OK ready\r\n"), (CM, "a STARTTLS\r\n"), (C, "b NOOP\r\n")]),
+        "imap-require-tls": (IMAP | REQ, [(P, "* OK ready\r\n"), (C, "a LOGIN u p\r\n"), (C, "b LOGIN u {3+}\r\n"),
+                                          (C, "pwd\r\n"), (C, "c AUTHENTICATE PLAIN\r\n"), (C, "d STARTTLS\r\n"),
+                                          (C, "e LOGIN u p\r\n")]),
+        "imap-literal-starttls": (IMAP, [(P, "* OK ready\r\n"), (C, "a APPEND x {13+}\r\n"), (C, "b STARTTLS\r\n"),
+                                         (C, "\r\n"), (C, "c STARTTLS\r\n")]),
+    }
+    for name, (h, evs) in seeds.items():
+        write("proxy", name, bytes([h]) + ev(*evs))
+
+
+TARGETS.update({"proxy": proxy})
+
+
 if __name__ == "__main__":
     for t in sys.argv[1:] or TARGETS:
         TARGETS[t]()
