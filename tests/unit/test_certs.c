@@ -27,155 +27,15 @@
 /* Helpers                                                              */
 /* ------------------------------------------------------------------ */
 
-/* sh_line runs a shell command and returns its first output line (without
- * the newline) in |out|; the command must succeed and print something. */
-static void sh_line(char *out, size_t outlen, const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-	FILE *f;
-	int st;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof cmd, fmt, ap);
-	va_end(ap);
-	f = popen(cmd, "r");
-	CHECK(f);
-	if (!fgets(out, (int)outlen, f))
-		out[0] = 0;
-	st = pclose(f);
-	if (st != 0 || !out[0])
-		T_FAIL("command failed (status %d): %s", st, cmd);
-	out[strcspn(out, "\r\n")] = 0;
-}
-
-static void sh(const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-	int st;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof cmd, fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	if (st != 0)
-		T_FAIL("command failed (status %d): %s", st, cmd);
-}
-
-/* tmpdir makes a private temporary directory that is removed when the
- * test's process exits, also after a failed check. */
-static char *tmpdirs[8];
-static int ntmpdirs;
-
-static void remove_tmpdirs(void)
-{
-	for (int i = 0; i < ntmpdirs; i++) {
-		char cmd[600];
-		snprintf(cmd, sizeof cmd, "chmod -R u+rwx '%s' 2>/dev/null; rm -rf '%s'", tmpdirs[i], tmpdirs[i]);
-		if (system(cmd) != 0)
-			fprintf(stderr, "cannot remove %s\n", tmpdirs[i]);
-		free(tmpdirs[i]);
-	}
-	ntmpdirs = 0;
-}
-
-static const char *tmpdir(void)
-{
-	char *d = strdup(tu_tmpdir());
-	CHECK(d && ntmpdirs < 8);
-	if (ntmpdirs == 0)
-		atexit(remove_tmpdirs);
-	tmpdirs[ntmpdirs++] = d;
-	return d;
-}
-
-/* fingerprint_of returns "SHA256:<64 lowercase hex>" of the first
- * certificate in |file|, as computed by openssl(1): the form
- * mailtls_peer_fingerprint promises. */
-static const char *fingerprint_of(const char *file)
-{
-	static char res[8][80];
-	static int n;
-	char line[512], *r = res[n++ % 8], *p, *o;
-	sh_line(line, sizeof line, "openssl x509 -noout -fingerprint -sha256 -in '%s'", file);
-	p = strchr(line, '=');
-	CHECK(p);
-	strcpy(r, "SHA256:");
-	o = r + 7;
-	for (p++; *p; p++)
-		if (*p != ':')
-			*o++ = (char)tolower((unsigned char)*p);
-	*o = 0;
-	CHECK_EQ(strlen(r), 7 + 64);
-	return r;
-}
-
 /* The RFC 4514 subject of the first certificate in |file|, per openssl(1). */
 static const char *subject_of(const char *file)
 {
 	static char res[4][512];
 	static int n;
-	char line[512], *r = res[n++ % 4];
-	sh_line(line, sizeof line, "openssl x509 -noout -subject -nameopt RFC2253 -in '%s'", file);
-	CHECK(!strncmp(line, "subject=", 8));
-	snprintf(r, sizeof res[0], "%s", line + 8);
+	char *r = res[n++ % 4];
+	tu_x509_field(file, "-subject -nameopt RFC2253", r, sizeof res[0]);
 	return r;
 }
-
-/* The DER of the first certificate in |file|; *len gets its length. */
-static unsigned char *der_of(const char *file, size_t *len)
-{
-	char cmd[1200];
-	unsigned char *buf = malloc(65536);
-	FILE *f;
-	snprintf(cmd, sizeof cmd, "openssl x509 -in '%s' -outform DER", file);
-	CHECK(buf);
-	f = popen(cmd, "r");
-	CHECK(f);
-	*len = fread(buf, 1, 65536, f);
-	CHECK(pclose(f) == 0 && *len > 0);
-	return buf;
-}
-
-struct conn {
-	int sv[2];
-	struct mailtls *s, *c;
-	int cr, sr;       /* handshake results */
-	int cerr, serr;   /* error categories after the handshake */
-};
-
-static void conn_open(struct conn *k, struct mailtls_config *sc, struct mailtls_config *cc,
-    const char *servername)
-{
-	memset(k, 0, sizeof *k);
-	tu_socketpair(k->sv);
-	k->s = mailtls_server(sc, k->sv[0], k->sv[0]);
-	k->c = mailtls_client(cc, k->sv[1], k->sv[1], servername);
-	CHECK(k->s && k->c);
-}
-
-static int conn_hs(struct conn *k)
-{
-	k->cr = tu_handshake_pair(k->c, k->s, &k->sr);
-	k->cerr = mailtls_errcode(k->c);
-	k->serr = mailtls_errcode(k->s);
-	return k->cr;
-}
-
-static void conn_close(struct conn *k)
-{
-	mailtls_free(k->s);
-	mailtls_free(k->c);
-	close(k->sv[0]);
-	close(k->sv[1]);
-}
-
-/* EXPECT_HS_OK: both ends completed the handshake. */
-#define EXPECT_HS_OK(k) do { \
-	if ((k)->cr != 0 || (k)->sr != 0) \
-		T_FAIL("handshake failed: client %d %s (%s), server %d %s (%s)", (k)->cr, \
-		    mailtls_error((k)->c), mailtls_errcode_name((k)->cerr), (k)->sr, \
-		    mailtls_error((k)->s), mailtls_errcode_name((k)->serr)); \
-	} while (0)
 
 /* served returns the fingerprint of the certificate the client of a
  * completed handshake was served, connecting with |servername|. */
@@ -184,13 +44,13 @@ static const char *served(struct mailtls_config *sc, struct mailtls_config *cc, 
 	static char fp[4][80];
 	static int n;
 	char *r = fp[n++ % 4];
-	struct conn k;
-	conn_open(&k, sc, cc, servername);
-	conn_hs(&k);
+	struct tu_conn k;
+	tu_conn_open(&k, sc, cc, servername);
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK(mailtls_peer_fingerprint(k.c));
 	snprintf(r, sizeof fp[0], "%s", mailtls_peer_fingerprint(k.c));
-	conn_close(&k);
+	tu_conn_close(&k);
 	return r;
 }
 
@@ -246,15 +106,15 @@ static void test_combined_pem_serves_chain(void)
 	struct mailtls_config *sc = tu_server_config("server-ec-combined.pem", NULL);
 	struct mailtls_config *cc = tu_client_config();   /* trusts ca.pem only */
 	struct chain_seen cs;
-	struct conn k;
+	struct tu_conn k;
 	size_t leaflen, intlen;
-	unsigned char *leaf = der_of(pki("server-ec-leaf.pem"), &leaflen);
-	unsigned char *inter = der_of(pki("int.pem"), &intlen);
+	unsigned char *leaf = tu_der_of(pki("server-ec-leaf.pem"), &leaflen);
+	unsigned char *inter = tu_der_of(pki("int.pem"), &intlen);
 
 	memset(&cs, 0, sizeof cs);
 	mailtls_config_set_verify_cb(cc, record_chain, &cs);
-	conn_open(&k, sc, cc, "mail.test.example");
-	conn_hs(&k);
+	tu_conn_open(&k, sc, cc, "mail.test.example");
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	/* Verified with only the root as anchor: the intermediate came along. */
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
@@ -262,14 +122,14 @@ static void test_combined_pem_serves_chain(void)
 	CHECK_STR(mailtls_peer_issuer(k.c), subject_of(pki("int.pem")));
 	CHECK_STR(mailtls_peer_issuer(k.c), "CN=mailtls Test Intermediate CA,O=mailtls tests");
 	CHECK_STR(mailtls_peer_subject(k.c), "CN=localhost");
-	CHECK_STR(mailtls_peer_fingerprint(k.c), fingerprint_of(pki("server-ec-leaf.pem")));
+	CHECK_STR(mailtls_peer_fingerprint(k.c), tu_fingerprint_of(pki("server-ec-leaf.pem")));
 	/* The hook saw what was on the wire: leaf first, then the intermediate. */
 	CHECK_EQ(cs.called, 1);
 	CHECK_EQ(cs.result, MAILTLS_E_NONE);
 	CHECK(cs.n >= 2);
 	CHECK(cs.len[0] == leaflen && !memcmp(cs.der[0], leaf, leaflen));
 	CHECK(cs.len[1] == intlen && !memcmp(cs.der[1], inter, intlen));
-	conn_close(&k);
+	tu_conn_close(&k);
 	mailtls_config_free(sc);
 	mailtls_config_free(cc);
 	for (size_t i = 0; i < cs.n && i < 4; i++)
@@ -281,13 +141,13 @@ static void test_combined_pem_serves_chain(void)
 /* "in any position": the key after the certificates works too. */
 static void test_combined_pem_key_last(void)
 {
-	const char *dir = tmpdir();
+	const char *dir = tu_scratch_dir();
 	char path[512];
 	struct mailtls_config *sc = mailtls_config_new(), *cc = tu_client_config();
 	snprintf(path, sizeof path, "%s/keylast.pem", dir);
-	sh("cat '%s' '%s' > '%s'", pki("server-ec.pem"), pki("server-ec.key"), path);
+	tu_sh("cat '%s' '%s' > '%s'", pki("server-ec.pem"), pki("server-ec.key"), path);
 	CHECK_CFG_OK(sc, mailtls_config_set_keypair_file(sc, path, NULL));
-	CHECK_STR(served(sc, cc, "localhost"), fingerprint_of(pki("server-ec-leaf.pem")));
+	CHECK_STR(served(sc, cc, "localhost"), tu_fingerprint_of(pki("server-ec-leaf.pem")));
 	mailtls_config_free(sc);
 	mailtls_config_free(cc);
 }
@@ -313,26 +173,26 @@ static struct mailtls_config *dual_server(int rsa_first)
 static void test_dual_default_client_gets_ecdsa(void)
 {
 	struct mailtls_config *cc = tu_client_config();
-	const char *ec = fingerprint_of(pki("server-ec-leaf.pem"));
+	const char *ec = tu_fingerprint_of(pki("server-ec-leaf.pem"));
 	for (int rsa_first = 0; rsa_first < 2; rsa_first++) {
 		struct mailtls_config *sc = dual_server(rsa_first);
 		struct mailtls_config *c12 = tls12_client(NULL);
-		struct conn k;
-		conn_open(&k, sc, cc, "localhost");
-		conn_hs(&k);
+		struct tu_conn k;
+		tu_conn_open(&k, sc, cc, "localhost");
+		tu_conn_hs(&k);
 		EXPECT_HS_OK(&k);
 		CHECK_STR(mailtls_protocol(k.c), "TLSv1.3");
 		CHECK_STR(mailtls_peer_fingerprint(k.c), ec);
 		CHECK_EQ(mailtls_peer_verified(k.c), 1);
-		conn_close(&k);
+		tu_conn_close(&k);
 		/* A TLS 1.2 client with the default (secure) list: ECDSA too. */
-		conn_open(&k, sc, c12, "localhost");
-		conn_hs(&k);
+		tu_conn_open(&k, sc, c12, "localhost");
+		tu_conn_hs(&k);
 		EXPECT_HS_OK(&k);
 		CHECK_STR(mailtls_protocol(k.c), "TLSv1.2");
 		CHECK_STR(mailtls_peer_fingerprint(k.c), ec);
 		CHECK_STR(mailtls_cipher(k.c), "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256");
-		conn_close(&k);
+		tu_conn_close(&k);
 		mailtls_config_free(c12);
 		mailtls_config_free(sc);
 	}
@@ -343,13 +203,13 @@ static void test_dual_default_client_gets_ecdsa(void)
  * ECDHE-RSA suite) must be served the RSA keypair. */
 static void test_dual_rsa_only_client_gets_rsa(void)
 {
-	const char *rsa = fingerprint_of(pki("server-rsa-leaf.pem"));
+	const char *rsa = tu_fingerprint_of(pki("server-rsa-leaf.pem"));
 	for (int rsa_first = 0; rsa_first < 2; rsa_first++) {
 		struct mailtls_config *sc = dual_server(rsa_first);
 		struct mailtls_config *cc = tls12_client("ECDHE-RSA-AES128-GCM-SHA256");
-		struct conn k;
-		conn_open(&k, sc, cc, "localhost");
-		conn_hs(&k);
+		struct tu_conn k;
+		tu_conn_open(&k, sc, cc, "localhost");
+		tu_conn_hs(&k);
 		if (k.cr != 0 || k.sr != 0)
 			T_FAIL("(%s added first) RSA-only TLS 1.2 client refused: client \"%s\" (%s), "
 			    "server \"%s\" (%s)", rsa_first ? "RSA" : "ECDSA",
@@ -359,7 +219,7 @@ static void test_dual_rsa_only_client_gets_rsa(void)
 		CHECK_STR(mailtls_cipher(k.c), "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256");
 		CHECK_STR(mailtls_peer_fingerprint(k.c), rsa);
 		CHECK_EQ(mailtls_peer_verified(k.c), 1);
-		conn_close(&k);
+		tu_conn_close(&k);
 		mailtls_config_free(cc);
 		mailtls_config_free(sc);
 	}
@@ -372,11 +232,11 @@ static void test_same_type_replaces(void)
 	struct mailtls_config *sc = dual_server(0);
 	struct mailtls_config *cc = noverify_client();
 	CHECK_CFG_OK(sc, mailtls_config_add_keypair_file(sc, pki("sni-a.pem"), pki("sni-a.key")));
-	CHECK_STR(served(sc, cc, "localhost"), fingerprint_of(pki("sni-a-leaf.pem")));
+	CHECK_STR(served(sc, cc, "localhost"), tu_fingerprint_of(pki("sni-a-leaf.pem")));
 	mailtls_config_free(cc);
 	cc = tls12_client("ECDHE-RSA-AES128-GCM-SHA256");
 	CHECK_CFG_OK(cc, mailtls_config_set_verify(cc, MAILTLS_VERIFY_NONE));
-	CHECK_STR(served(sc, cc, "localhost"), fingerprint_of(pki("server-rsa-leaf.pem")));
+	CHECK_STR(served(sc, cc, "localhost"), tu_fingerprint_of(pki("server-rsa-leaf.pem")));
 	mailtls_config_free(cc);
 	mailtls_config_free(sc);
 }
@@ -398,29 +258,29 @@ static void test_sni_selection(void)
 {
 	struct mailtls_config *sc = sni_server();
 	struct mailtls_config *cc = tu_client_config(), *nv = noverify_client();
-	const char *def = fingerprint_of(pki("server-ec-leaf.pem"));
-	const char *a = fingerprint_of(pki("sni-a-leaf.pem"));
-	const char *wild = fingerprint_of(pki("sni-wild-leaf.pem"));
-	struct conn k;
+	const char *def = tu_fingerprint_of(pki("server-ec-leaf.pem"));
+	const char *a = tu_fingerprint_of(pki("sni-a-leaf.pem"));
+	const char *wild = tu_fingerprint_of(pki("sni-wild-leaf.pem"));
+	struct tu_conn k;
 
 	/* Exact name: sni-a, fully verified; the server saw the name. */
-	conn_open(&k, sc, cc, "a.test.example");
-	conn_hs(&k);
+	tu_conn_open(&k, sc, cc, "a.test.example");
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_STR(mailtls_peer_fingerprint(k.c), a);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
 	CHECK_STR(mailtls_servername(k.s), "a.test.example");
 	CHECK_STR(mailtls_servername(k.c), "a.test.example");
-	conn_close(&k);
+	tu_conn_close(&k);
 
 	/* One label under the wildcard: sni-wild, verified. */
-	conn_open(&k, sc, cc, "x.wild.test.example");
-	conn_hs(&k);
+	tu_conn_open(&k, sc, cc, "x.wild.test.example");
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_STR(mailtls_peer_fingerprint(k.c), wild);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
 	CHECK_STR(mailtls_servername(k.s), "x.wild.test.example");
-	conn_close(&k);
+	tu_conn_close(&k);
 
 	/* Case does not matter. */
 	CHECK_STR(served(sc, cc, "A.Test.EXAMPLE"), a);
@@ -437,20 +297,20 @@ static void test_sni_selection(void)
 	CHECK_STR(served(sc, cc, "mail.test.example"), def);
 
 	/* No SNI at all: the default, and the server reports no name. */
-	conn_open(&k, sc, nv, NULL);
-	conn_hs(&k);
+	tu_conn_open(&k, sc, nv, NULL);
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_STR(mailtls_peer_fingerprint(k.c), def);
 	CHECK(mailtls_servername(k.s) == NULL);
-	conn_close(&k);
+	tu_conn_close(&k);
 
 	/* An unknown name with the default: served, but the client of ours
 	 * refuses a certificate that does not carry the name. */
-	conn_open(&k, sc, cc, "unknown.example");
-	conn_hs(&k);
+	tu_conn_open(&k, sc, cc, "unknown.example");
+	tu_conn_hs(&k);
 	CHECK_EQ(k.cr, -1);
 	CHECK_EQ(k.cerr, MAILTLS_E_VERIFY_NAME);
-	conn_close(&k);
+	tu_conn_close(&k);
 
 	mailtls_config_free(sc);
 	mailtls_config_free(cc);
@@ -463,8 +323,8 @@ static void test_sni_exact_beats_wildcard(void)
 	struct mailtls_config *sc = sni_server(), *nv = noverify_client();
 	CHECK_CFG_OK(sc, mailtls_config_add_sni_keypair_file(sc, "exact.wild.test.example", pki("sni-a.pem"),
 	    pki("sni-a.key")));
-	CHECK_STR(served(sc, nv, "exact.wild.test.example"), fingerprint_of(pki("sni-a-leaf.pem")));
-	CHECK_STR(served(sc, nv, "other.wild.test.example"), fingerprint_of(pki("sni-wild-leaf.pem")));
+	CHECK_STR(served(sc, nv, "exact.wild.test.example"), tu_fingerprint_of(pki("sni-a-leaf.pem")));
+	CHECK_STR(served(sc, nv, "other.wild.test.example"), tu_fingerprint_of(pki("sni-wild-leaf.pem")));
 	mailtls_config_free(sc);
 	mailtls_config_free(nv);
 }
@@ -478,8 +338,8 @@ static void test_sni_two_key_types(void)
 	    pki("server-ec.key")));
 	CHECK_CFG_OK(sc, mailtls_config_add_sni_keypair_file(sc, "mail.test.example", pki("server-rsa.pem"),
 	    pki("server-rsa.key")));
-	CHECK_STR(served(sc, cc, "mail.test.example"), fingerprint_of(pki("server-ec-leaf.pem")));
-	CHECK_STR(served(sc, rsa, "mail.test.example"), fingerprint_of(pki("server-rsa-leaf.pem")));
+	CHECK_STR(served(sc, cc, "mail.test.example"), tu_fingerprint_of(pki("server-ec-leaf.pem")));
+	CHECK_STR(served(sc, rsa, "mail.test.example"), tu_fingerprint_of(pki("server-rsa-leaf.pem")));
 	mailtls_config_free(sc);
 	mailtls_config_free(rsa);
 	mailtls_config_free(cc);
@@ -501,30 +361,30 @@ static void test_sni_bad_names(void)
 static void test_sni_strict(void)
 {
 	struct mailtls_config *sc = sni_server(), *cc = tu_client_config(), *nv = noverify_client();
-	struct conn k;
+	struct tu_conn k;
 	mailtls_config_set_sni_strict(sc, 1);
 
 	/* Known names still work. */
-	CHECK_STR(served(sc, cc, "a.test.example"), fingerprint_of(pki("sni-a-leaf.pem")));
-	CHECK_STR(served(sc, cc, "z.wild.test.example"), fingerprint_of(pki("sni-wild-leaf.pem")));
+	CHECK_STR(served(sc, cc, "a.test.example"), tu_fingerprint_of(pki("sni-a-leaf.pem")));
+	CHECK_STR(served(sc, cc, "z.wild.test.example"), tu_fingerprint_of(pki("sni-wild-leaf.pem")));
 
 	/* An unknown name: refused, both ends fail. */
-	conn_open(&k, sc, nv, "unknown.example");
-	conn_hs(&k);
+	tu_conn_open(&k, sc, nv, "unknown.example");
+	tu_conn_hs(&k);
 	CHECK_EQ(k.cr, -1);
 	CHECK_EQ(k.sr, -1);
 	CHECK_EQ(k.cerr, MAILTLS_E_TLS);
 	CHECK(mailtls_error(k.s)[0] != 0);
 	CHECK(mailtls_error(k.c)[0] != 0);
-	conn_close(&k);
-	conn_open(&k, sc, nv, "y.x.wild.test.example");
-	conn_hs(&k);
+	tu_conn_close(&k);
+	tu_conn_open(&k, sc, nv, "y.x.wild.test.example");
+	tu_conn_hs(&k);
 	CHECK_EQ(k.cr, -1);
 	CHECK_EQ(k.sr, -1);
-	conn_close(&k);
+	tu_conn_close(&k);
 
 	/* No SNI while there is a default keypair: served the default. */
-	CHECK_STR(served(sc, nv, NULL), fingerprint_of(pki("server-ec-leaf.pem")));
+	CHECK_STR(served(sc, nv, NULL), tu_fingerprint_of(pki("server-ec-leaf.pem")));
 	mailtls_config_free(sc);
 
 	/* No SNI and no default keypair: refused. */
@@ -532,12 +392,12 @@ static void test_sni_strict(void)
 	CHECK(sc);
 	CHECK_CFG_OK(sc, mailtls_config_add_sni_keypair_file(sc, "a.test.example", pki("sni-a.pem"), pki("sni-a.key")));
 	mailtls_config_set_sni_strict(sc, 1);
-	conn_open(&k, sc, nv, NULL);
-	conn_hs(&k);
+	tu_conn_open(&k, sc, nv, NULL);
+	tu_conn_hs(&k);
 	CHECK_EQ(k.cr, -1);
 	CHECK_EQ(k.sr, -1);
-	conn_close(&k);
-	CHECK_STR(served(sc, cc, "a.test.example"), fingerprint_of(pki("sni-a-leaf.pem")));
+	tu_conn_close(&k);
+	CHECK_STR(served(sc, cc, "a.test.example"), tu_fingerprint_of(pki("sni-a-leaf.pem")));
 	mailtls_config_free(sc);
 	mailtls_config_free(cc);
 	mailtls_config_free(nv);
@@ -551,7 +411,7 @@ static void test_sni_strict(void)
 static void expect_still_usable(struct mailtls_config *sc)
 {
 	struct mailtls_config *cc = tu_client_config();
-	CHECK_STR(served(sc, cc, "localhost"), fingerprint_of(pki("server-ec-leaf.pem")));
+	CHECK_STR(served(sc, cc, "localhost"), tu_fingerprint_of(pki("server-ec-leaf.pem")));
 	mailtls_config_free(cc);
 }
 
@@ -584,7 +444,7 @@ static void expect_load_fails(const char *what, const char *cert, const char *ke
 	expect_still_usable(sc);
 	{
 		struct mailtls_config *nv = noverify_client();
-		CHECK_STR(served(sc, nv, "a.test.example"), fingerprint_of(pki("server-ec-leaf.pem")));
+		CHECK_STR(served(sc, nv, "a.test.example"), tu_fingerprint_of(pki("server-ec-leaf.pem")));
 		mailtls_config_free(nv);
 	}
 	/* A good call afterwards works and clears the error. */
@@ -596,7 +456,7 @@ static void expect_load_fails(const char *what, const char *cert, const char *ke
 
 static void test_bad_keypair_files(void)
 {
-	const char *dir = tmpdir();
+	const char *dir = tu_scratch_dir();
 	char missing[512], enc[512], trad[512], subdir[512], notdir[512];
 	snprintf(missing, sizeof missing, "%s/no-such-file.pem", dir);
 	snprintf(enc, sizeof enc, "%s/encrypted.key", dir);
@@ -604,10 +464,10 @@ static void test_bad_keypair_files(void)
 	snprintf(subdir, sizeof subdir, "%s/a-directory.pem", dir);
 	snprintf(notdir, sizeof notdir, "%s/x", pki("ca.pem"));   /* ENOTDIR */
 	CHECK(mkdir(subdir, 0700) == 0);
-	sh("openssl pkey -in '%s' -aes256 -passout pass:x -out '%s'", pki("server-ec.key"), enc);
-	sh("grep -q 'BEGIN ENCRYPTED PRIVATE KEY' '%s'", enc);
-	sh("openssl pkey -in '%s' -traditional -aes256 -passout pass:x -out '%s'", pki("server-ec.key"), trad);
-	sh("grep -q 'Proc-Type: 4,ENCRYPTED' '%s'", trad);
+	tu_sh("openssl pkey -in '%s' -aes256 -passout pass:x -out '%s'", pki("server-ec.key"), enc);
+	tu_sh("grep -q 'BEGIN ENCRYPTED PRIVATE KEY' '%s'", enc);
+	tu_sh("openssl pkey -in '%s' -traditional -aes256 -passout pass:x -out '%s'", pki("server-ec.key"), trad);
+	tu_sh("grep -q 'Proc-Type: 4,ENCRYPTED' '%s'", trad);
 
 	expect_load_fails("mismatched key", pki("server-ec.pem"), pki("server-rsa.key"),
 	    pki("server-ec.pem"), MAILTLS_E_CONFIG, MAILTLS_E_CONFIG);
@@ -647,7 +507,7 @@ static void test_bad_keypair_files(void)
  * (uid/gid 65534), which open(2) refuses with EACCES. */
 static void test_unreadable_file(void)
 {
-	const char *dir = tmpdir();
+	const char *dir = tu_scratch_dir();
 	char path[512];
 	char pem[16384];
 	size_t pemlen;
@@ -659,7 +519,7 @@ static void test_unreadable_file(void)
 	fclose(f);
 	CHECK(pemlen > 0 && pemlen < sizeof pem);
 	snprintf(path, sizeof path, "%s/unreadable.pem", dir);
-	sh("cp '%s' '%s'", pki("server-ec-combined.pem"), path);
+	tu_sh("cp '%s' '%s'", pki("server-ec-combined.pem"), path);
 	CHECK(chmod(path, 0) == 0);
 	CHECK(chmod(dir, 0755) == 0);
 	pid = fork();
@@ -667,7 +527,7 @@ static void test_unreadable_file(void)
 	if (pid == 0) {
 		struct mailtls_config *sc;
 		int e;
-		ntmpdirs = 0;   /* the parent removes them */
+		tu_scratch_dirs_forget();   /* the parent removes them */
 		if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
 			T_FAIL("cannot drop privileges: %s", strerror(errno));
 		sc = mailtls_config_new();
@@ -701,10 +561,10 @@ static void test_set_ca_errors(void)
 {
 	struct mailtls_config *sc = tu_server_config("server-ec.pem", "server-ec.key");
 	struct mailtls_config *cc = mailtls_config_new();
-	const char *dir = tmpdir();
+	const char *dir = tu_scratch_dir();
 	char missing[512];
 	const char *bad[] = { pki("server-ec.key"), pki("empty.pem"), pki("garbage.pem") };
-	struct conn k;
+	struct tu_conn k;
 	snprintf(missing, sizeof missing, "%s/missing-ca.pem", dir);
 
 	CHECK_EQ(mailtls_config_set_ca(cc, missing, NULL), -1);
@@ -722,20 +582,20 @@ static void test_set_ca_errors(void)
 	CHECK_EQ(mailtls_config_errcode(cc), MAILTLS_E_CONFIG);
 
 	/* None of the failures made it trust anything: still fails closed. */
-	conn_open(&k, sc, cc, "localhost");
-	conn_hs(&k);
+	tu_conn_open(&k, sc, cc, "localhost");
+	tu_conn_hs(&k);
 	CHECK_EQ(k.cr, -1);
 	CHECK(mailtls_errcode_is_verify(k.cerr));
-	conn_close(&k);
+	tu_conn_close(&k);
 
 	/* And it is usable: a good CA file works now. */
 	CHECK_CFG_OK(cc, mailtls_config_set_ca(cc, pki("ca.pem"), NULL));
 	CHECK_EQ(mailtls_config_errcode(cc), MAILTLS_E_NONE);
-	conn_open(&k, sc, cc, "localhost");
-	conn_hs(&k);
+	tu_conn_open(&k, sc, cc, "localhost");
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
-	conn_close(&k);
+	tu_conn_close(&k);
 	mailtls_config_free(sc);
 	mailtls_config_free(cc);
 }
@@ -745,15 +605,15 @@ static void test_ca_directory(void)
 {
 	struct mailtls_config *sc = tu_server_config("server-ec.pem", "server-ec.key");
 	struct mailtls_config *cc = mailtls_config_new();
-	const char *dir = tmpdir();
-	struct conn k;
-	sh("cp '%s' '%s/root.pem' && openssl rehash '%s'", pki("ca.pem"), dir, dir);
+	const char *dir = tu_scratch_dir();
+	struct tu_conn k;
+	tu_sh("cp '%s' '%s/root.pem' && openssl rehash '%s'", pki("ca.pem"), dir, dir);
 	CHECK_CFG_OK(cc, mailtls_config_set_ca(cc, NULL, dir));
-	conn_open(&k, sc, cc, "localhost");
-	conn_hs(&k);
+	tu_conn_open(&k, sc, cc, "localhost");
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
-	conn_close(&k);
+	tu_conn_close(&k);
 	mailtls_config_free(sc);
 	mailtls_config_free(cc);
 }
@@ -774,7 +634,7 @@ static void env_clear(void)
 static void test_config_from_env(void)
 {
 	struct mailtls_config *sc, *cc;
-	struct conn k;
+	struct tu_conn k;
 	env_clear();
 
 	/* Nothing set: nothing loaded, nothing changed. */
@@ -798,17 +658,17 @@ static void test_config_from_env(void)
 	}
 	/* As a server: the default and SNI keypairs. */
 	cc = tu_client_config();
-	CHECK_STR(served(sc, cc, "localhost"), fingerprint_of(pki("server-ec-leaf.pem")));
-	CHECK_STR(served(sc, cc, "a.test.example"), fingerprint_of(pki("sni-a-leaf.pem")));
-	CHECK_STR(served(sc, cc, "q.wild.test.example"), fingerprint_of(pki("sni-wild-leaf.pem")));
+	CHECK_STR(served(sc, cc, "localhost"), tu_fingerprint_of(pki("server-ec-leaf.pem")));
+	CHECK_STR(served(sc, cc, "a.test.example"), tu_fingerprint_of(pki("sni-a-leaf.pem")));
+	CHECK_STR(served(sc, cc, "q.wild.test.example"), tu_fingerprint_of(pki("sni-wild-leaf.pem")));
 	mailtls_config_free(cc);
 	/* As a client: CAFILE is its trust anchor. */
 	cc = tu_server_config("server-rsa.pem", "server-rsa.key");
-	conn_open(&k, cc, sc, "mail.test.example");
-	conn_hs(&k);
+	tu_conn_open(&k, cc, sc, "mail.test.example");
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
-	conn_close(&k);
+	tu_conn_close(&k);
 	mailtls_config_free(cc);
 	mailtls_config_free(sc);
 
@@ -818,7 +678,7 @@ static void test_config_from_env(void)
 	sc = mailtls_config_new();
 	CHECK_EQ(mailtls_config_from_env(sc), 1);
 	cc = tu_client_config();
-	CHECK_STR(served(sc, cc, "localhost"), fingerprint_of(pki("server-ec-leaf.pem")));
+	CHECK_STR(served(sc, cc, "localhost"), tu_fingerprint_of(pki("server-ec-leaf.pem")));
 	mailtls_config_free(sc);
 
 	/* CERTCHAINFILE stands in for CERTFILE. */
@@ -827,7 +687,7 @@ static void test_config_from_env(void)
 	setenv("KEYFILE", pki("server-rsa.key"), 1);
 	sc = mailtls_config_new();
 	CHECK_EQ(mailtls_config_from_env(sc), 1);
-	CHECK_STR(served(sc, cc, "localhost"), fingerprint_of(pki("server-rsa-leaf.pem")));
+	CHECK_STR(served(sc, cc, "localhost"), tu_fingerprint_of(pki("server-rsa-leaf.pem")));
 	mailtls_config_free(sc);
 	mailtls_config_free(cc);
 
@@ -890,10 +750,10 @@ static void test_tls12_server_cipher_order(void)
 	struct mailtls_config *sc = tu_server_config("server-ec.pem", "server-ec.key");
 	struct mailtls_config *cc = tls12_client("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256");
 	struct mailtls_config *only256 = tls12_client("ECDHE-ECDSA-AES256-GCM-SHA384");
-	struct conn k;
+	struct tu_conn k;
 
-	conn_open(&k, sc, cc, "localhost");
-	conn_hs(&k);
+	tu_conn_open(&k, sc, cc, "localhost");
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_STR(mailtls_protocol(k.c), "TLSv1.2");
 	CHECK_STR(mailtls_protocol(k.s), "TLSv1.2");
@@ -902,26 +762,26 @@ static void test_tls12_server_cipher_order(void)
 	CHECK_STR(mailtls_cipher(k.s), "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256");
 	CHECK_EQ(mailtls_cipher_bits(k.c), 128);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
-	conn_close(&k);
+	tu_conn_close(&k);
 
 	/* ... among what the client offers: AES256 when that is all. */
-	conn_open(&k, sc, only256, "localhost");
-	conn_hs(&k);
+	tu_conn_open(&k, sc, only256, "localhost");
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_STR(mailtls_cipher(k.c), "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384");
 	CHECK_EQ(mailtls_cipher_bits(k.c), 256);
-	conn_close(&k);
+	tu_conn_close(&k);
 
 	/* A client offering only a CBC suite: the default server has none. */
 	mailtls_config_free(only256);
 	only256 = tls12_client("ECDHE-ECDSA-AES128-SHA");
-	conn_open(&k, sc, only256, "localhost");
-	conn_hs(&k);
+	tu_conn_open(&k, sc, only256, "localhost");
+	tu_conn_hs(&k);
 	CHECK_EQ(k.cr, -1);
 	CHECK_EQ(k.sr, -1);
 	CHECK_EQ(k.cerr, MAILTLS_E_TLS);
 	CHECK_EQ(k.serr, MAILTLS_E_TLS);
-	conn_close(&k);
+	tu_conn_close(&k);
 
 	mailtls_config_free(sc);
 	mailtls_config_free(cc);
@@ -932,53 +792,53 @@ static void test_old_protocols(void)
 {
 	struct mailtls_config *sc = tu_server_config("server-ec.pem", "server-ec.key");
 	struct mailtls_config *c11 = tu_client_config(), *c10 = tu_client_config();
-	struct conn k;
+	struct tu_conn k;
 	CHECK_CFG_OK(c11, mailtls_config_set_max_protocol(c11, MAILTLS_TLS1_1));
 	CHECK_CFG_OK(c11, mailtls_config_set_min_protocol(c11, MAILTLS_TLS1_0));
 	CHECK_CFG_OK(c10, mailtls_config_set_max_protocol(c10, MAILTLS_TLS1_0));
 	CHECK_CFG_OK(c10, mailtls_config_set_min_protocol(c10, MAILTLS_TLS1_0));
 
 	/* A default server (TLS 1.2 minimum) refuses both. */
-	conn_open(&k, sc, c11, "localhost");
-	conn_hs(&k);
+	tu_conn_open(&k, sc, c11, "localhost");
+	tu_conn_hs(&k);
 	CHECK_EQ(k.cr, -1);
 	CHECK_EQ(k.sr, -1);
 	CHECK_EQ(k.cerr, MAILTLS_E_TLS);
 	CHECK_EQ(k.serr, MAILTLS_E_TLS);
-	conn_close(&k);
-	conn_open(&k, sc, c10, "localhost");
-	conn_hs(&k);
+	tu_conn_close(&k);
+	tu_conn_open(&k, sc, c10, "localhost");
+	tu_conn_hs(&k);
 	CHECK_EQ(k.cr, -1);
 	CHECK_EQ(k.sr, -1);
 	CHECK_EQ(k.cerr, MAILTLS_E_TLS);
 	CHECK_EQ(k.serr, MAILTLS_E_TLS);
-	conn_close(&k);
+	tu_conn_close(&k);
 
 	/* A server that lowered its floor (and so got the compat list). */
 	CHECK_CFG_OK(sc, mailtls_config_set_min_protocol(sc, MAILTLS_TLS1_0));
-	conn_open(&k, sc, c11, "localhost");
-	conn_hs(&k);
+	tu_conn_open(&k, sc, c11, "localhost");
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_STR(mailtls_protocol(k.c), "TLSv1.1");
 	CHECK_STR(mailtls_protocol(k.s), "TLSv1.1");
 	CHECK(mailtls_cipher(k.c) && strstr(mailtls_cipher(k.c), "_CBC_"));
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
-	conn_close(&k);
-	conn_open(&k, sc, c10, "localhost");
-	conn_hs(&k);
+	tu_conn_close(&k);
+	tu_conn_open(&k, sc, c10, "localhost");
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_STR(mailtls_protocol(k.c), "TLSv1");
 	CHECK(mailtls_cipher(k.c) && strstr(mailtls_cipher(k.c), "_CBC_"));
-	conn_close(&k);
+	tu_conn_close(&k);
 
 	/* ... and still speaks TLS 1.3 to a default client. */
 	{
 		struct mailtls_config *cc = tu_client_config();
-		conn_open(&k, sc, cc, "localhost");
-		conn_hs(&k);
+		tu_conn_open(&k, sc, cc, "localhost");
+		tu_conn_hs(&k);
 		EXPECT_HS_OK(&k);
 		CHECK_STR(mailtls_protocol(k.c), "TLSv1.3");
-		conn_close(&k);
+		tu_conn_close(&k);
 		mailtls_config_free(cc);
 	}
 	mailtls_config_free(sc);
@@ -987,33 +847,6 @@ static void test_old_protocols(void)
 }
 
 /* ------------------------------------------------------------------ */
-
-static int failures;
-static char failed_names[2048];
-
-static void run(const char *name, void (*fn)(void))
-{
-	pid_t pid;
-	int st;
-	fprintf(stderr, "-- %s\n", name);
-	fflush(NULL);
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		alarm(120);   /* a hung handshake is a failure, not a stuck run */
-		fn();
-		exit(0);   /* atexit handlers remove temporary directories */
-	}
-	CHECK(waitpid(pid, &st, 0) == pid);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		fprintf(stderr, "   FAILED: %s (%s %d)\n", name, WIFEXITED(st) ? "status" : "signal",
-		    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-		failures++;
-		snprintf(failed_names + strlen(failed_names), sizeof failed_names - strlen(failed_names),
-		    " %s", name);
-	}
-}
-#define RUN_ISOLATED(fn) run(#fn, fn)
 
 int main(void)
 {
@@ -1034,9 +867,5 @@ int main(void)
 	RUN_ISOLATED(test_config_from_env);
 	RUN_ISOLATED(test_tls12_server_cipher_order);
 	RUN_ISOLATED(test_old_protocols);
-	if (failures) {
-		fprintf(stderr, "%d test(s) failed:%s\n", failures, failed_names);
-		return 1;
-	}
-	return 0;
+	return tu_isolated_result();
 }

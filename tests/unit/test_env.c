@@ -99,52 +99,6 @@ static void test_escape(void)
 /* Helpers                                                              */
 /* ------------------------------------------------------------------ */
 
-/* run runs |cmd| in a shell and returns its first output line, trimmed. */
-static void run(const char *cmd, char *out, size_t outlen)
-{
-	FILE *f = popen(cmd, "r");
-	size_t n;
-	if (!f)
-		T_FAIL("popen %s: %s", cmd, strerror(errno));
-	if (!fgets(out, (int)outlen, f))
-		out[0] = 0;
-	while (fgetc(f) != EOF)
-		;
-	if (pclose(f) != 0)
-		T_FAIL("command failed: %s", cmd);
-	n = strlen(out);
-	while (n && (out[n - 1] == '\n' || out[n - 1] == '\r'))
-		out[--n] = 0;
-}
-
-/* openssl_field runs "openssl x509 -noout |opt|" on |pem| and returns what
- * follows the first '='. */
-static void openssl_field(const char *pem, const char *opt, char *out, size_t outlen)
-{
-	char cmd[2048], line[1024];
-	const char *eq;
-	snprintf(cmd, sizeof cmd, "openssl x509 -noout %s -in '%s'", opt, pem);
-	run(cmd, line, sizeof line);
-	eq = strchr(line, '=');
-	if (!eq)
-		T_FAIL("unexpected output of %s: %s", cmd, line);
-	snprintf(out, outlen, "%s", eq + 1);
-}
-
-/* openssl_fingerprint gives "SHA256:<lowercase hex>" of |pem|'s first certificate. */
-static void openssl_fingerprint(const char *pem, char *out, size_t outlen)
-{
-	char raw[512], hex[128];
-	size_t n = 0;
-	openssl_field(pem, "-fingerprint -sha256", raw, sizeof raw);
-	for (const char *p = raw; *p && n < sizeof hex - 1; p++)
-		if (isxdigit((unsigned char)*p))
-			hex[n++] = (char)tolower((unsigned char)*p);
-	hex[n] = 0;
-	CHECK_EQ(n, 64);
-	snprintf(out, outlen, "SHA256:%s", hex);
-}
-
 /* The set of names a block may hold, and those it must. */
 static const char *const allowed[] = {
 	"SSL_PROTOCOL", "SSL_CIPHER", "SSL_SESSION_ID", "SSL_CIPHER_USEKEYSIZE",
@@ -364,16 +318,16 @@ static void check_cert_vars(const struct envset *e, struct mailtls *s, const cha
 {
 	char want[512];
 
-	openssl_fingerprint(leafpem, want, sizeof want);
+	snprintf(want, sizeof want, "%s", tu_fingerprint_of(leafpem));
 	CHECK_STR(env_get(e, "SSL_PEER_CERT_HASH"), want);
 	CHECK_STR(mailtls_peer_fingerprint(s), want);
-	openssl_field(leafpem, "-serial", want, sizeof want);
+	tu_x509_field(leafpem, "-serial", want, sizeof want);
 	CHECK_STR(env_get(e, "SSL_CLIENT_M_SERIAL"), want);
 	CHECK_STR(mailtls_peer_serial(s), want);
-	openssl_field(leafpem, "-startdate", want, sizeof want);
+	tu_x509_field(leafpem, "-startdate", want, sizeof want);
 	CHECK_STR(env_get(e, "SSL_CLIENT_V_START"), want);
 	CHECK_STR(mailtls_peer_not_before(s), want);
-	openssl_field(leafpem, "-enddate", want, sizeof want);
+	tu_x509_field(leafpem, "-enddate", want, sizeof want);
 	CHECK_STR(env_get(e, "SSL_CLIENT_V_END"), want);
 	CHECK_STR(mailtls_peer_not_after(s), want);
 	CHECK_STR(env_get(e, "SSL_CLIENT_S_DN"), mailtls_peer_subject(s));
@@ -686,7 +640,7 @@ static void test_nasty_names(void)
 	CHECK(fputs(nasty_py, f) >= 0);
 	CHECK(fclose(f) == 0);
 	snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s' '%s'", path, pki(""), dir);
-	run(cmd, line, sizeof line);
+	tu_sh_line(line, sizeof line, "%s", cmd);
 	CHECK_STR(line, "ok");
 
 	scfg = server_cfg(MAILTLS_VERIFY_REQUIRE);

@@ -27,151 +27,13 @@
 /* Helpers                                                              */
 /* ------------------------------------------------------------------ */
 
-/* sh_line runs a shell command and returns its first output line (without
- * the newline) in |out|; the command must succeed and print something. */
-static void sh_line(char *out, size_t outlen, const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-	FILE *f;
-	int st;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof cmd, fmt, ap);
-	va_end(ap);
-	f = popen(cmd, "r");
-	CHECK(f);
-	if (!fgets(out, (int)outlen, f))
-		out[0] = 0;
-	st = pclose(f);
-	if (st != 0 || !out[0])
-		T_FAIL("command failed (status %d): %s", st, cmd);
-	out[strcspn(out, "\r\n")] = 0;
-}
-
-static void sh(const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-	int st;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof cmd, fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	if (st != 0)
-		T_FAIL("command failed (status %d): %s", st, cmd);
-}
-
-/* tmpdir makes a private temporary directory that is removed when the
- * test's process exits, also after a failed check. */
-static char *tmpdirs[8];
-static int ntmpdirs;
-
-static void remove_tmpdirs(void)
-{
-	for (int i = 0; i < ntmpdirs; i++) {
-		char cmd[600];
-		snprintf(cmd, sizeof cmd, "chmod -R u+rwx '%s' 2>/dev/null; rm -rf '%s'", tmpdirs[i], tmpdirs[i]);
-		if (system(cmd) != 0)
-			fprintf(stderr, "cannot remove %s\n", tmpdirs[i]);
-		free(tmpdirs[i]);
-	}
-	ntmpdirs = 0;
-}
-
-static const char *tmpdir(void)
-{
-	char *d = strdup(tu_tmpdir());
-	CHECK(d && ntmpdirs < 8);
-	if (ntmpdirs == 0)
-		atexit(remove_tmpdirs);
-	tmpdirs[ntmpdirs++] = d;
-	return d;
-}
-
-/* fingerprint_of returns "SHA256:<64 lowercase hex>" of the first
- * certificate in |file|, as computed by openssl(1): the form
- * mailtls_peer_fingerprint promises. */
-static const char *fingerprint_of(const char *file)
-{
-	static char res[8][80];
-	static int n;
-	char line[512], *r = res[n++ % 8], *p, *o;
-	sh_line(line, sizeof line, "openssl x509 -noout -fingerprint -sha256 -in '%s'", file);
-	p = strchr(line, '=');
-	CHECK(p);
-	strcpy(r, "SHA256:");
-	o = r + 7;
-	for (p++; *p; p++)
-		if (*p != ':')
-			*o++ = (char)tolower((unsigned char)*p);
-	*o = 0;
-	CHECK_EQ(strlen(r), 7 + 64);
-	return r;
-}
-
-/* The DER of the first certificate in |file|; *len gets its length. */
-static unsigned char *der_of(const char *file, size_t *len)
-{
-	char cmd[1200];
-	unsigned char *buf = malloc(65536);
-	FILE *f;
-	snprintf(cmd, sizeof cmd, "openssl x509 -in '%s' -outform DER", file);
-	CHECK(buf);
-	f = popen(cmd, "r");
-	CHECK(f);
-	*len = fread(buf, 1, 65536, f);
-	CHECK(pclose(f) == 0 && *len > 0);
-	return buf;
-}
-
-struct conn {
-	int sv[2];
-	struct mailtls *s, *c;
-	int cr, sr;       /* handshake results */
-	int cerr, serr;   /* error categories after the handshake */
-};
-
-static void conn_open(struct conn *k, struct mailtls_config *sc, struct mailtls_config *cc,
-    const char *servername)
-{
-	memset(k, 0, sizeof *k);
-	tu_socketpair(k->sv);
-	k->s = mailtls_server(sc, k->sv[0], k->sv[0]);
-	k->c = mailtls_client(cc, k->sv[1], k->sv[1], servername);
-	CHECK(k->s && k->c);
-}
-
-static int conn_hs(struct conn *k)
-{
-	k->cr = tu_handshake_pair(k->c, k->s, &k->sr);
-	k->cerr = mailtls_errcode(k->c);
-	k->serr = mailtls_errcode(k->s);
-	return k->cr;
-}
-
-static void conn_close(struct conn *k)
-{
-	mailtls_free(k->s);
-	mailtls_free(k->c);
-	close(k->sv[0]);
-	close(k->sv[1]);
-}
-
-/* EXPECT_HS_OK: both ends completed the handshake. */
-#define EXPECT_HS_OK(k) do { \
-	if ((k)->cr != 0 || (k)->sr != 0) \
-		T_FAIL("handshake failed: client %d %s (%s), server %d %s (%s)", (k)->cr, \
-		    mailtls_error((k)->c), mailtls_errcode_name((k)->cerr), (k)->sr, \
-		    mailtls_error((k)->s), mailtls_errcode_name((k)->serr)); \
-	} while (0)
-
 /* "SPKI-SHA256:<hex>" of the first certificate in |file|, per openssl(1). */
 static const char *spki_of(const char *file)
 {
 	static char res[4][96];
 	static int n;
 	char line[512], *r = res[n++ % 4], *p;
-	sh_line(line, sizeof line, "openssl x509 -in '%s' -pubkey -noout | openssl pkey -pubin -outform DER"
+	tu_sh_line(line, sizeof line, "openssl x509 -in '%s' -pubkey -noout | openssl pkey -pubin -outform DER"
 	    " | openssl dgst -sha256", file);
 	p = strrchr(line, ' ');
 	CHECK(p && strlen(p + 1) == 64);
@@ -189,14 +51,14 @@ static const char *make_leaf(const char *dir, const char *tag, const char *cn, c
 	char *c = chain[n++ % 4], base[560];
 	snprintf(base, sizeof base, "%s/%s", dir, tag);
 	snprintf(c, sizeof chain[0], "%s.pem", base);
-	sh("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout '%s.pem.key'"
+	tu_sh("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout '%s.pem.key'"
 	    " -subj '/CN=%s' -out '%s.csr' 2>/dev/null", base, cn, base);
-	sh("printf 'basicConstraints=critical,CA:FALSE\\nextendedKeyUsage=serverAuth\\n%s\\n' > '%s.ext'",
+	tu_sh("printf 'basicConstraints=critical,CA:FALSE\\nextendedKeyUsage=serverAuth\\n%s\\n' > '%s.ext'",
 	    san, base);
-	sh("openssl x509 -req -in '%s.csr' -CA '%s' -CAkey '%s' -set_serial %d -days 30 -sha256"
+	tu_sh("openssl x509 -req -in '%s.csr' -CA '%s' -CAkey '%s' -set_serial %d -days 30 -sha256"
 	    " -extfile '%s.ext' -out '%s-leaf.pem' 2>/dev/null", base, pki("int.pem"), pki("int.key"),
 	    1000 + n, base, base);
-	sh("cat '%s-leaf.pem' '%s' > '%s.pem'", base, pki("int.pem"), base);
+	tu_sh("cat '%s-leaf.pem' '%s' > '%s.pem'", base, pki("int.pem"), base);
 	return c;
 }
 
@@ -213,9 +75,9 @@ static struct mailtls_config *server_with(const char *chain, const char *key)
 static void expect_client_fails(struct mailtls_config *sc, struct mailtls_config *cc, const char *name,
     int code)
 {
-	struct conn k;
-	conn_open(&k, sc, cc, name);
-	conn_hs(&k);
+	struct tu_conn k;
+	tu_conn_open(&k, sc, cc, name);
+	tu_conn_hs(&k);
 	fprintf(stderr, "   %s: client %d [%s] %s\n", name ? name : "(no name)", k.cr,
 	    mailtls_errcode_name(k.cerr), mailtls_error(k.c));
 	if (k.cr != -1)
@@ -229,22 +91,22 @@ static void expect_client_fails(struct mailtls_config *sc, struct mailtls_config
 	CHECK(mailtls_error_temporary(k.cerr));
 	CHECK_EQ(k.sr, -1);
 	CHECK_EQ(mailtls_peer_verified(k.c), 0);
-	conn_close(&k);
+	tu_conn_close(&k);
 }
 
 /* expect_client_ok: handshake done, the peer verified. */
 static void expect_client_ok(struct mailtls_config *sc, struct mailtls_config *cc, const char *name)
 {
-	struct conn k;
-	conn_open(&k, sc, cc, name);
-	conn_hs(&k);
+	struct tu_conn k;
+	tu_conn_open(&k, sc, cc, name);
+	tu_conn_hs(&k);
 	if (k.cr != 0 || k.sr != 0)
 		T_FAIL("handshake for %s failed: client %d %s (%s), server %d %s (%s)", name ? name : "(no name)",
 		    k.cr, mailtls_error(k.c), mailtls_errcode_name(k.cerr), k.sr, mailtls_error(k.s),
 		    mailtls_errcode_name(k.serr));
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
 	CHECK_EQ(mailtls_peer_verify_result(k.c), MAILTLS_E_NONE);
-	conn_close(&k);
+	tu_conn_close(&k);
 }
 
 /* ------------------------------------------------------------------ */
@@ -268,11 +130,11 @@ static void test_good_chain(void)
 static void test_unknown_ca(void)
 {
 	struct mailtls_config *cc = tu_client_config(), *sc;
-	const char *dir = tmpdir();
+	const char *dir = tu_scratch_dir();
 	char leafonly[600];
 	/* The unknown CA's leaf alone: its issuer is nowhere to be found. */
 	snprintf(leafonly, sizeof leafonly, "%s/unknown-leafonly.pem", dir);
-	sh("openssl x509 -in '%s' -out '%s'", pki("unknown.pem"), leafonly);
+	tu_sh("openssl x509 -in '%s' -out '%s'", pki("unknown.pem"), leafonly);
 	sc = server_with(leafonly, pki("unknown.key"));
 	expect_client_fails(sc, cc, "localhost", MAILTLS_E_VERIFY_UNTRUSTED);
 	mailtls_config_free(sc);
@@ -348,10 +210,10 @@ static void test_optional_reports(void)
 	CHECK_CFG_OK(cc, mailtls_config_set_verify(cc, MAILTLS_VERIFY_OPTIONAL));
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct mailtls_config *sc = tu_server_config(cases[i].cert, cases[i].key);
-		struct conn k;
+		struct tu_conn k;
 		char buf[8];
-		conn_open(&k, sc, cc, "localhost");
-		conn_hs(&k);
+		tu_conn_open(&k, sc, cc, "localhost");
+		tu_conn_hs(&k);
 		EXPECT_HS_OK(&k);
 		CHECK_EQ(mailtls_peer_verified(k.c), cases[i].code == MAILTLS_E_NONE);
 		CHECK(mailtls_peer_has_cert(k.c));
@@ -365,7 +227,7 @@ static void test_optional_reports(void)
 		/* The session works. */
 		CHECK_EQ(mailtls_write(k.s, "ok", 2), 2);
 		CHECK_EQ(mailtls_read(k.c, buf, sizeof buf), 2);
-		conn_close(&k);
+		tu_conn_close(&k);
 		mailtls_config_free(sc);
 	}
 	mailtls_config_free(cc);
@@ -381,15 +243,15 @@ static void test_verify_none(void)
 	CHECK_CFG_OK(cc, mailtls_config_set_verify(cc, MAILTLS_VERIFY_NONE));
 	for (size_t i = 0; i < sizeof certs / sizeof certs[0]; i++) {
 		struct mailtls_config *sc = tu_server_config(certs[i][0], certs[i][1]);
-		struct conn k;
-		conn_open(&k, sc, cc, "localhost");
-		conn_hs(&k);
+		struct tu_conn k;
+		tu_conn_open(&k, sc, cc, "localhost");
+		tu_conn_hs(&k);
 		EXPECT_HS_OK(&k);
 		CHECK_EQ(mailtls_peer_verified(k.c), 0);
 		CHECK(mailtls_peer_verify_result(k.c) != MAILTLS_E_NONE);
 		CHECK(mailtls_peer_has_cert(k.c));
 		CHECK(mailtls_peer_fingerprint(k.c));
-		conn_close(&k);
+		tu_conn_close(&k);
 		mailtls_config_free(sc);
 	}
 	CHECK_EQ(mailtls_config_set_verify(cc, 3), -1);
@@ -427,12 +289,12 @@ static void test_verify_names_apart_from_sni(void)
 	const char *mail[] = { "mail.test.example" };
 	const char *two[] = { "nope.example", "mail.test.example" };
 	const char *nope[] = { "nope.example" };
-	struct conn k;
+	struct tu_conn k;
 
 	/* SNI x.invalid, verified as mail.test.example. */
-	conn_open(&k, sc, cc, "x.invalid");
+	tu_conn_open(&k, sc, cc, "x.invalid");
 	CHECK_OK(k.c, mailtls_set_verify_names(k.c, mail, 1));
-	conn_hs(&k);
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
 	CHECK_STR(mailtls_servername(k.s), "x.invalid");
@@ -443,54 +305,54 @@ static void test_verify_names_apart_from_sni(void)
 	/* Never on a server. */
 	CHECK_EQ(mailtls_set_verify_names(k.s, mail, 1), -1);
 	CHECK_EQ(mailtls_errcode(k.s), MAILTLS_E_USAGE);
-	conn_close(&k);
+	tu_conn_close(&k);
 
 	/* Any one of several names will do. */
-	conn_open(&k, sc, cc, "x.invalid");
+	tu_conn_open(&k, sc, cc, "x.invalid");
 	CHECK_OK(k.c, mailtls_set_verify_names(k.c, two, 2));
-	conn_hs(&k);
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
-	conn_close(&k);
+	tu_conn_close(&k);
 
 	/* The names replace the servername: a matching SNI does not help. */
-	conn_open(&k, sc, cc, "localhost");
+	tu_conn_open(&k, sc, cc, "localhost");
 	CHECK_OK(k.c, mailtls_set_verify_names(k.c, nope, 1));
-	conn_hs(&k);
+	tu_conn_hs(&k);
 	CHECK_EQ(k.cr, -1);
 	CHECK_EQ(k.cerr, MAILTLS_E_VERIFY_NAME);
 	CHECK_EQ(k.sr, -1);
-	conn_close(&k);
+	tu_conn_close(&k);
 
 	/* n 0 restores the servername. */
-	conn_open(&k, sc, cc, "localhost");
+	tu_conn_open(&k, sc, cc, "localhost");
 	CHECK_OK(k.c, mailtls_set_verify_names(k.c, nope, 1));
 	CHECK_OK(k.c, mailtls_set_verify_names(k.c, NULL, 0));
-	conn_hs(&k);
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
-	conn_close(&k);
+	tu_conn_close(&k);
 
 	/* No servername at all (no SNI) but a verify name. */
-	conn_open(&k, sc, cc, NULL);
+	tu_conn_open(&k, sc, cc, NULL);
 	CHECK_OK(k.c, mailtls_set_verify_names(k.c, mail, 1));
-	conn_hs(&k);
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
 	CHECK(mailtls_servername(k.s) == NULL);
-	conn_close(&k);
+	tu_conn_close(&k);
 
 	/* The names are copied. */
 	{
 		char name[32];
 		const char *v[] = { name };
 		strcpy(name, "mail.test.example");
-		conn_open(&k, sc, cc, "x.invalid");
+		tu_conn_open(&k, sc, cc, "x.invalid");
 		CHECK_OK(k.c, mailtls_set_verify_names(k.c, v, 1));
 		strcpy(name, "nope.example");
-		conn_hs(&k);
+		tu_conn_hs(&k);
 		EXPECT_HS_OK(&k);
-		conn_close(&k);
+		tu_conn_close(&k);
 	}
 	mailtls_config_free(sc);
 	mailtls_config_free(cc);
@@ -515,10 +377,10 @@ static void test_verify_names_with_addresses(void)
 	};
 	int bad = 0;
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		struct conn k;
-		conn_open(&k, sc, cc, "mx.invalid");
+		struct tu_conn k;
+		tu_conn_open(&k, sc, cc, "mx.invalid");
 		CHECK_OK(k.c, mailtls_set_verify_names(k.c, cases[i].names, cases[i].n));
-		conn_hs(&k);
+		tu_conn_hs(&k);
 		fprintf(stderr, "   names {%s}: %s%s%s\n", cases[i].what, k.cr == 0 ? "accepted" : "refused: ",
 		    k.cr == 0 ? "" : mailtls_errcode_name(k.cerr), cases[i].ok ? "" : " (expected refused)");
 		if (cases[i].ok ? k.cr != 0 : (k.cr != -1 || k.cerr != MAILTLS_E_VERIFY_NAME)) {
@@ -526,7 +388,7 @@ static void test_verify_names_with_addresses(void)
 			    cases[i].ok ? "accepted" : "refused with verify-name");
 			bad++;
 		}
-		conn_close(&k);
+		tu_conn_close(&k);
 	}
 	mailtls_config_free(sc);
 	mailtls_config_free(cc);
@@ -538,19 +400,19 @@ static void test_address_no_sni(void)
 {
 	struct mailtls_config *sc = tu_server_config("server-ec.pem", "server-ec.key");
 	struct mailtls_config *cc = tu_client_config();
-	struct conn k;
-	conn_open(&k, sc, cc, "127.0.0.1");
-	conn_hs(&k);
+	struct tu_conn k;
+	tu_conn_open(&k, sc, cc, "127.0.0.1");
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
 	CHECK(mailtls_servername(k.s) == NULL);
-	conn_close(&k);
-	conn_open(&k, sc, cc, "::1");
-	conn_hs(&k);
+	tu_conn_close(&k);
+	tu_conn_open(&k, sc, cc, "::1");
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
 	CHECK(mailtls_servername(k.s) == NULL);
-	conn_close(&k);
+	tu_conn_close(&k);
 	/* An address the certificate does not carry. */
 	expect_client_fails(sc, cc, "10.9.8.7", MAILTLS_E_VERIFY_NAME);
 	expect_client_fails(sc, cc, "::2", MAILTLS_E_VERIFY_NAME);
@@ -567,13 +429,13 @@ static void test_address_client_servername(void)
 {
 	struct mailtls_config *sc = tu_server_config("server-ec.pem", "server-ec.key");
 	struct mailtls_config *cc = tu_client_config();
-	struct conn k;
-	conn_open(&k, sc, cc, "127.0.0.1");
-	conn_hs(&k);
+	struct tu_conn k;
+	tu_conn_open(&k, sc, cc, "127.0.0.1");
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	if (mailtls_servername(k.c) != NULL)
 		T_FAIL("client mailtls_servername is \"%s\" although no SNI was sent", mailtls_servername(k.c));
-	conn_close(&k);
+	tu_conn_close(&k);
 	mailtls_config_free(sc);
 	mailtls_config_free(cc);
 }
@@ -605,7 +467,7 @@ static void test_cn_only(void)
 
 static void test_cn_ignored_with_dnsname(void)
 {
-	const char *dir = tmpdir();
+	const char *dir = tu_scratch_dir();
 	struct mailtls_config *cc = tu_client_config(), *sc;
 	char key[700];
 	/* CN=localhost, SAN dNSName only.example: the CN does not count. */
@@ -648,25 +510,25 @@ static void test_pins(void)
 	struct mailtls_config *wrong = tu_server_config("wrongname.pem", "wrongname.key");
 	struct mailtls_config *unknown = tu_server_config("unknown.pem", "unknown.key");
 	struct mailtls_config *good = tu_server_config("server-ec.pem", "server-ec.key");
-	const char *fp_wrong = fingerprint_of(pki("wrongname-leaf.pem"));
-	const char *fp_unknown = fingerprint_of(pki("unknown.pem"));
-	const char *fp_good = fingerprint_of(pki("server-ec-leaf.pem"));
+	const char *fp_wrong = tu_fingerprint_of(pki("wrongname-leaf.pem"));
+	const char *fp_unknown = tu_fingerprint_of(pki("unknown.pem"));
+	const char *fp_good = tu_fingerprint_of(pki("server-ec-leaf.pem"));
 	const char *spki_unknown = spki_of(pki("unknown.pem"));
 	const char *spki_good = spki_of(pki("server-ec-leaf.pem"));
 	struct mailtls_config *cc;
 	char fancy[200];
-	struct conn k;
+	struct tu_conn k;
 
 	/* The leaf's digest: accepted without name or chain checks. */
 	cc = tu_client_config();
 	CHECK_CFG_OK(cc, mailtls_config_add_pin(cc, fp_wrong));
-	conn_open(&k, wrong, cc, "localhost");
-	conn_hs(&k);
+	tu_conn_open(&k, wrong, cc, "localhost");
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
 	CHECK_EQ(mailtls_peer_verify_result(k.c), MAILTLS_E_NONE);
 	CHECK_STR(mailtls_peer_fingerprint(k.c), fp_wrong);
-	conn_close(&k);
+	tu_conn_close(&k);
 	/* Any other peer: refused, even one that would verify. */
 	expect_client_fails(good, cc, "localhost", MAILTLS_E_VERIFY_PIN);
 	expect_client_fails(unknown, cc, "localhost", MAILTLS_E_VERIFY_PIN);
@@ -737,7 +599,7 @@ static void test_malformed_pins(void)
 	struct mailtls_config *cc = tu_client_config();
 	struct mailtls_config *good = tu_server_config("server-ec.pem", "server-ec.key");
 	struct mailtls_config *wrong = tu_server_config("wrongname.pem", "wrongname.key");
-	const char *fp = fingerprint_of(pki("server-ec-leaf.pem"));
+	const char *fp = tu_fingerprint_of(pki("server-ec-leaf.pem"));
 	char buf[8][200];
 	const char *bad[20];
 	size_t nbad = 0;
@@ -813,13 +675,13 @@ static void test_hook_rejects(void)
 	struct mailtls_config *sc = tu_server_config("server-ec.pem", "server-ec.key");
 	struct mailtls_config *cc = tu_client_config();
 	struct hook_state h;
-	struct conn k;
+	struct tu_conn k;
 	memset(&h, 0, sizeof h);
 	h.verdict = -1;
 	h.message = "policy: mx.example needs DANE";
 	mailtls_config_set_verify_cb(cc, hook, &h);
-	conn_open(&k, sc, cc, "localhost");
-	conn_hs(&k);
+	tu_conn_open(&k, sc, cc, "localhost");
+	tu_conn_hs(&k);
 	CHECK_EQ(h.calls, 1);
 	CHECK(h.s == k.c);
 	CHECK_EQ(h.result, MAILTLS_E_NONE);      /* the library's own checks passed */
@@ -829,18 +691,18 @@ static void test_hook_rejects(void)
 		T_FAIL("error \"%s\" lacks the hook's message", mailtls_error(k.c));
 	CHECK(mailtls_error_temporary(k.cerr));
 	CHECK_EQ(k.sr, -1);
-	conn_close(&k);
+	tu_conn_close(&k);
 	/* Without a message: the category and some text. */
 	h.message = NULL;
 	h.calls = 0;
-	conn_open(&k, sc, cc, "localhost");
-	conn_hs(&k);
+	tu_conn_open(&k, sc, cc, "localhost");
+	tu_conn_hs(&k);
 	CHECK_EQ(h.calls, 1);
 	CHECK_EQ(k.cr, -1);
 	CHECK_EQ(k.cerr, MAILTLS_E_VERIFY_HOOK);
 	CHECK(mailtls_error(k.c)[0] != 0);
 	CHECK(!strstr(mailtls_error(k.c), "DANE"));   /* the old message did not stick */
-	conn_close(&k);
+	tu_conn_close(&k);
 	free(h.der0);
 	mailtls_config_free(sc);
 	mailtls_config_free(cc);
@@ -851,14 +713,14 @@ static void test_hook_accepts_untrusted(void)
 	struct mailtls_config *sc = tu_server_config("unknown.pem", "unknown.key");
 	struct mailtls_config *cc = tu_client_config();
 	struct hook_state h;
-	struct conn k;
+	struct tu_conn k;
 	size_t leaflen;
-	unsigned char *leaf = der_of(pki("unknown.pem"), &leaflen);
+	unsigned char *leaf = tu_der_of(pki("unknown.pem"), &leaflen);
 	memset(&h, 0, sizeof h);
 	h.verdict = 0;
 	mailtls_config_set_verify_cb(cc, hook, &h);
-	conn_open(&k, sc, cc, "localhost");
-	conn_hs(&k);
+	tu_conn_open(&k, sc, cc, "localhost");
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(h.calls, 1);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
@@ -869,7 +731,7 @@ static void test_hook_accepts_untrusted(void)
 	CHECK(h.len0 == leaflen && !memcmp(h.der0, leaf, leaflen));
 	if (h.result != MAILTLS_E_VERIFY_UNTRUSTED)
 		T_FAIL("hook got result %s, expected verify-untrusted", mailtls_errcode_name(h.result));
-	conn_close(&k);
+	tu_conn_close(&k);
 	free(h.der0);
 	free(leaf);
 	mailtls_config_free(sc);
@@ -882,7 +744,7 @@ static void test_hook_good_chain(void)
 	struct mailtls_config *cc = tu_client_config();
 	struct hook_state h;
 	size_t leaflen;
-	unsigned char *leaf = der_of(pki("server-ec-leaf.pem"), &leaflen);
+	unsigned char *leaf = tu_der_of(pki("server-ec-leaf.pem"), &leaflen);
 	memset(&h, 0, sizeof h);
 	mailtls_config_set_verify_cb(cc, hook, &h);
 	expect_client_ok(sc, cc, "mail.test.example");
@@ -919,18 +781,18 @@ static void test_hook_optional(void)
 	struct mailtls_config *sc = tu_server_config("server-ec.pem", "server-ec.key");
 	struct mailtls_config *cc = tu_client_config();
 	struct hook_state h;
-	struct conn k;
+	struct tu_conn k;
 	memset(&h, 0, sizeof h);
 	h.verdict = -1;
 	CHECK_CFG_OK(cc, mailtls_config_set_verify(cc, MAILTLS_VERIFY_OPTIONAL));
 	mailtls_config_set_verify_cb(cc, hook, &h);
-	conn_open(&k, sc, cc, "localhost");
-	conn_hs(&k);
+	tu_conn_open(&k, sc, cc, "localhost");
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(h.calls, 1);
 	CHECK_EQ(mailtls_peer_verified(k.c), 0);
 	CHECK_EQ(mailtls_peer_verify_result(k.c), MAILTLS_E_VERIFY_HOOK);
-	conn_close(&k);
+	tu_conn_close(&k);
 	free(h.der0);
 	mailtls_config_free(sc);
 	mailtls_config_free(cc);
@@ -943,18 +805,18 @@ static void test_hook_not_run_for_verify_none(void)
 	struct mailtls_config *sc = tu_server_config("unknown.pem", "unknown.key");
 	struct mailtls_config *cc = tu_client_config();
 	struct hook_state h;
-	struct conn k;
+	struct tu_conn k;
 	memset(&h, 0, sizeof h);
 	h.verdict = -1;
 	CHECK_CFG_OK(cc, mailtls_config_set_verify(cc, MAILTLS_VERIFY_NONE));
 	mailtls_config_set_verify_cb(cc, hook, &h);
-	conn_open(&k, sc, cc, "localhost");
-	conn_hs(&k);
+	tu_conn_open(&k, sc, cc, "localhost");
+	tu_conn_hs(&k);
 	if (h.calls != 0 || k.cr != 0)
 		T_FAIL("VERIFY_NONE client: hook called %d time(s), handshake %d (%s: %s)", h.calls, k.cr,
 		    mailtls_errcode_name(k.cerr), mailtls_error(k.c));
 	CHECK_EQ(mailtls_peer_verified(k.c), 0);
-	conn_close(&k);
+	tu_conn_close(&k);
 	free(h.der0);
 	mailtls_config_free(sc);
 	mailtls_config_free(cc);
@@ -983,11 +845,11 @@ static void test_client_cert_required(void)
 {
 	struct mailtls_config *sc = cert_server(MAILTLS_VERIFY_REQUIRE);
 	struct mailtls_config *with = cert_client("client.pem", "client.key"), *without = tu_client_config();
-	struct conn k;
+	struct tu_conn k;
 	char buf[8];
 
-	conn_open(&k, sc, with, "localhost");
-	conn_hs(&k);
+	tu_conn_open(&k, sc, with, "localhost");
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_verified(k.s), 1);
 	CHECK_EQ(mailtls_peer_verify_result(k.s), MAILTLS_E_NONE);
@@ -995,14 +857,14 @@ static void test_client_cert_required(void)
 	CHECK_STR(mailtls_peer_subject(k.s), "CN=client.test.example");
 	CHECK_STR(mailtls_peer_cn(k.s), "client.test.example");
 	CHECK_STR(mailtls_peer_issuer(k.s), "CN=mailtls Test Intermediate CA,O=mailtls tests");
-	CHECK_STR(mailtls_peer_fingerprint(k.s), fingerprint_of(pki("client-leaf.pem")));
+	CHECK_STR(mailtls_peer_fingerprint(k.s), tu_fingerprint_of(pki("client-leaf.pem")));
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
-	conn_close(&k);
+	tu_conn_close(&k);
 
 	/* No certificate: the server refuses; the client learns of it at
 	 * the latest when it reads. */
-	conn_open(&k, sc, without, "localhost");
-	conn_hs(&k);
+	tu_conn_open(&k, sc, without, "localhost");
+	tu_conn_hs(&k);
 	CHECK_EQ(k.sr, -1);
 	fprintf(stderr, "   no client certificate: server [%s] %s\n", mailtls_errcode_name(k.serr),
 	    mailtls_error(k.s));
@@ -1013,7 +875,7 @@ static void test_client_cert_required(void)
 	if (k.serr != MAILTLS_E_VERIFY_NOCERT)
 		T_FAIL("server without a client certificate: %s (%s), expected verify-nocert",
 		    mailtls_errcode_name(k.serr), mailtls_error(k.s));
-	conn_close(&k);
+	tu_conn_close(&k);
 	mailtls_config_free(sc);
 	mailtls_config_free(with);
 	mailtls_config_free(without);
@@ -1023,24 +885,24 @@ static void test_client_cert_untrusted(void)
 {
 	struct mailtls_config *sc = cert_server(MAILTLS_VERIFY_REQUIRE), *opt = cert_server(MAILTLS_VERIFY_OPTIONAL);
 	struct mailtls_config *bad = cert_client("selfsigned.pem", "selfsigned.key");
-	struct conn k;
+	struct tu_conn k;
 	char buf[8];
-	conn_open(&k, sc, bad, "localhost");
-	conn_hs(&k);
+	tu_conn_open(&k, sc, bad, "localhost");
+	tu_conn_hs(&k);
 	CHECK_EQ(k.sr, -1);
 	CHECK(mailtls_errcode_is_verify(k.serr));
 	if (k.cr == 0)
 		CHECK_EQ(mailtls_read(k.c, buf, sizeof buf), -1);
-	conn_close(&k);
+	tu_conn_close(&k);
 	/* OPTIONAL: completes, not verified, the reason reported. */
-	conn_open(&k, opt, bad, "localhost");
-	conn_hs(&k);
+	tu_conn_open(&k, opt, bad, "localhost");
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_has_cert(k.s), 1);
 	CHECK_EQ(mailtls_peer_verified(k.s), 0);
 	CHECK(mailtls_errcode_is_verify(mailtls_peer_verify_result(k.s)));
 	CHECK(mailtls_peer_verify_result(k.s) != MAILTLS_E_VERIFY_NOCERT);
-	conn_close(&k);
+	tu_conn_close(&k);
 	mailtls_config_free(sc);
 	mailtls_config_free(opt);
 	mailtls_config_free(bad);
@@ -1050,31 +912,31 @@ static void test_client_cert_optional(void)
 {
 	struct mailtls_config *sc = cert_server(MAILTLS_VERIFY_OPTIONAL);
 	struct mailtls_config *with = cert_client("client.pem", "client.key"), *without = tu_client_config();
-	struct conn k;
-	conn_open(&k, sc, without, "localhost");
-	conn_hs(&k);
+	struct tu_conn k;
+	tu_conn_open(&k, sc, without, "localhost");
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_has_cert(k.s), 0);
 	CHECK_EQ(mailtls_peer_verified(k.s), 0);
 	CHECK_EQ(mailtls_peer_verify_result(k.s), MAILTLS_E_VERIFY_NOCERT);
 	CHECK(mailtls_peer_subject(k.s) == NULL);
-	conn_close(&k);
-	conn_open(&k, sc, with, "localhost");
-	conn_hs(&k);
+	tu_conn_close(&k);
+	tu_conn_open(&k, sc, with, "localhost");
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_has_cert(k.s), 1);
 	CHECK_EQ(mailtls_peer_verified(k.s), 1);
 	CHECK_STR(mailtls_peer_subject(k.s), "CN=client.test.example");
-	conn_close(&k);
+	tu_conn_close(&k);
 	mailtls_config_free(sc);
 	/* A server that did not ask (the default) sees no certificate. */
 	sc = tu_server_config("server-ec.pem", "server-ec.key");
-	conn_open(&k, sc, with, "localhost");
-	conn_hs(&k);
+	tu_conn_open(&k, sc, with, "localhost");
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_has_cert(k.s), 0);
 	CHECK_EQ(mailtls_peer_verified(k.s), 0);
-	conn_close(&k);
+	tu_conn_close(&k);
 	mailtls_config_free(sc);
 	mailtls_config_free(with);
 	mailtls_config_free(without);
@@ -1089,14 +951,14 @@ static void test_client_cert_optional(void)
 static unsigned char *first_session(struct mailtls_config *sc, struct mailtls_config *cc, const char *name,
     const char *proto, size_t *lenp)
 {
-	struct conn k;
+	struct tu_conn k;
 	char buf[8];
 	ssize_t need, got;
 	unsigned char *sess, small[4];
-	conn_open(&k, sc, cc, name);
+	tu_conn_open(&k, sc, cc, name);
 	/* Nothing to save before the handshake. */
 	CHECK_EQ(mailtls_get_session(k.c, NULL, 0), 0);
-	conn_hs(&k);
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_STR(mailtls_protocol(k.c), proto);
 	CHECK_EQ(mailtls_session_reused(k.c), 0);
@@ -1114,19 +976,19 @@ static unsigned char *first_session(struct mailtls_config *sc, struct mailtls_co
 	got = mailtls_get_session(k.c, sess, (size_t)need);
 	CHECK_EQ(got, need);
 	CHECK_EQ(mailtls_get_session(k.s, NULL, 0), 0);   /* servers save nothing */
-	conn_close(&k);
+	tu_conn_close(&k);
 	*lenp = (size_t)got;
 	return sess;
 }
 
 /* resume: a fresh connection offering |sess|; the handshake's results
  * stay in |k| (open: the caller closes it). */
-static void resume(struct conn *k, struct mailtls_config *sc, struct mailtls_config *cc, const char *name,
+static void resume(struct tu_conn *k, struct mailtls_config *sc, struct mailtls_config *cc, const char *name,
     const unsigned char *sess, size_t len)
 {
-	conn_open(k, sc, cc, name);
+	tu_conn_open(k, sc, cc, name);
 	CHECK_OK(k->c, mailtls_set_session(k->c, sess, len));
-	conn_hs(k);
+	tu_conn_hs(k);
 }
 
 static void resumption_checks(int max)
@@ -1137,7 +999,7 @@ static void resumption_checks(int max)
 	const char *wrongnames[] = { "other.example.net" };
 	unsigned char *sess;
 	size_t len;
-	struct conn k;
+	struct tu_conn k;
 	if (max == MAILTLS_TLS1_2)
 		CHECK_CFG_OK(cc, mailtls_config_set_max_protocol(cc, MAILTLS_TLS1_2));
 	sess = first_session(sc, cc, "localhost", proto, &len);
@@ -1150,7 +1012,7 @@ static void resumption_checks(int max)
 	CHECK_EQ(mailtls_session_reused(k.s), 1);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
 	CHECK_EQ(mailtls_peer_verify_result(k.c), MAILTLS_E_NONE);
-	CHECK_STR(mailtls_peer_fingerprint(k.c), fingerprint_of(pki("server-ec-leaf.pem")));
+	CHECK_STR(mailtls_peer_fingerprint(k.c), tu_fingerprint_of(pki("server-ec-leaf.pem")));
 	CHECK_EQ(mailtls_set_session(k.c, sess, len), -1);   /* after the handshake */
 	CHECK_EQ(mailtls_errcode(k.c), MAILTLS_E_USAGE);
 	CHECK_EQ(mailtls_set_session(k.s, sess, len), -1);   /* on a server */
@@ -1160,21 +1022,21 @@ static void resumption_checks(int max)
 		CHECK_EQ(mailtls_write(k.c, "abc", 3), 3);
 		CHECK_EQ(mailtls_read(k.s, buf, sizeof buf), 3);
 	}
-	conn_close(&k);
+	tu_conn_close(&k);
 
 	/* The same saved session resumed for another verify name: verified
 	 * again against that name, and refused. */
-	conn_open(&k, sc, cc, "localhost");
+	tu_conn_open(&k, sc, cc, "localhost");
 	CHECK_OK(k.c, mailtls_set_verify_names(k.c, wrongnames, 1));
 	CHECK_OK(k.c, mailtls_set_session(k.c, sess, len));
-	conn_hs(&k);
+	tu_conn_hs(&k);
 	fprintf(stderr, "   %s resumed for another name: client %d [%s] %s, reused %d\n", proto, k.cr,
 	    mailtls_errcode_name(k.cerr), mailtls_error(k.c), mailtls_session_reused(k.c));
 	CHECK_EQ(k.cr, -1);
 	CHECK_EQ(k.cerr, MAILTLS_E_VERIFY_NAME);
 	CHECK_EQ(mailtls_session_reused(k.c), 1);   /* the path under test */
 	CHECK_EQ(mailtls_peer_verified(k.c), 0);
-	conn_close(&k);
+	tu_conn_close(&k);
 
 	/* ... and for another client configuration: no trust anchors. */
 	{
@@ -1185,13 +1047,13 @@ static void resumption_checks(int max)
 		CHECK_EQ(k.cr, -1);
 		CHECK_EQ(k.cerr, MAILTLS_E_VERIFY_UNTRUSTED);
 		CHECK_EQ(mailtls_session_reused(k.c), 1);
-		conn_close(&k);
+		tu_conn_close(&k);
 		/* ... a pin that does not match. */
-		CHECK_CFG_OK(none, mailtls_config_add_pin(none, fingerprint_of(pki("wrongname-leaf.pem"))));
+		CHECK_CFG_OK(none, mailtls_config_add_pin(none, tu_fingerprint_of(pki("wrongname-leaf.pem"))));
 		resume(&k, sc, none, "localhost", sess, len);
 		CHECK_EQ(k.cr, -1);
 		CHECK_EQ(k.cerr, MAILTLS_E_VERIFY_PIN);
-		conn_close(&k);
+		tu_conn_close(&k);
 		mailtls_config_free(none);
 	}
 
@@ -1201,15 +1063,15 @@ static void resumption_checks(int max)
 		CHECK_CFG_OK(opt, mailtls_config_set_verify(opt, MAILTLS_VERIFY_OPTIONAL));
 		if (max == MAILTLS_TLS1_2)
 			CHECK_CFG_OK(opt, mailtls_config_set_max_protocol(opt, MAILTLS_TLS1_2));
-		conn_open(&k, sc, opt, "localhost");
+		tu_conn_open(&k, sc, opt, "localhost");
 		CHECK_OK(k.c, mailtls_set_verify_names(k.c, wrongnames, 1));
 		CHECK_OK(k.c, mailtls_set_session(k.c, sess, len));
-		conn_hs(&k);
+		tu_conn_hs(&k);
 		EXPECT_HS_OK(&k);
 		CHECK_EQ(mailtls_session_reused(k.c), 1);
 		CHECK_EQ(mailtls_peer_verified(k.c), 0);
 		CHECK_EQ(mailtls_peer_verify_result(k.c), MAILTLS_E_VERIFY_NAME);
-		conn_close(&k);
+		tu_conn_close(&k);
 		mailtls_config_free(opt);
 	}
 
@@ -1221,7 +1083,7 @@ static void resumption_checks(int max)
 		CHECK_EQ(mailtls_session_reused(k.c), 0);
 		CHECK_EQ(mailtls_session_reused(k.s), 0);
 		CHECK_EQ(mailtls_peer_verified(k.c), 1);
-		conn_close(&k);
+		tu_conn_close(&k);
 		mailtls_config_free(other);
 	}
 	free(sess);
@@ -1245,30 +1107,30 @@ static void test_resumption_garbage(void)
 	struct mailtls_config *cc = tu_client_config();
 	unsigned char junk[200], *sess;
 	size_t len;
-	struct conn k;
+	struct tu_conn k;
 	tu_fill_random(junk, sizeof junk, 42);
-	conn_open(&k, sc, cc, "localhost");
+	tu_conn_open(&k, sc, cc, "localhost");
 	CHECK_EQ(mailtls_set_session(k.c, junk, sizeof junk), -1);
 	CHECK_EQ(mailtls_errcode(k.c), MAILTLS_E_TLS);
 	CHECK(mailtls_error(k.c)[0] != 0);
 	CHECK_EQ(mailtls_set_session(k.c, junk, 0), -1);
 	CHECK_EQ(mailtls_set_session(k.c, NULL, 10), -1);
 	/* The session is still good for a full handshake. */
-	conn_hs(&k);
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_session_reused(k.c), 0);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
-	conn_close(&k);
+	tu_conn_close(&k);
 
 	/* A real saved session cut short: refused the same way. */
 	sess = first_session(sc, cc, "localhost", "TLSv1.3", &len);
-	conn_open(&k, sc, cc, "localhost");
+	tu_conn_open(&k, sc, cc, "localhost");
 	CHECK_EQ(mailtls_set_session(k.c, sess, len / 2), -1);
 	CHECK_EQ(mailtls_errcode(k.c), MAILTLS_E_TLS);
-	conn_hs(&k);
+	tu_conn_hs(&k);
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_session_reused(k.c), 0);
-	conn_close(&k);
+	tu_conn_close(&k);
 	free(sess);
 	mailtls_config_free(sc);
 	mailtls_config_free(cc);
@@ -1281,45 +1143,18 @@ static void test_resumption_client_cert(void)
 	struct mailtls_config *cc = cert_client("client.pem", "client.key");
 	unsigned char *sess;
 	size_t len;
-	struct conn k;
+	struct tu_conn k;
 	sess = first_session(sc, cc, "localhost", "TLSv1.3", &len);
 	resume(&k, sc, cc, "localhost", sess, len);
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_session_reused(k.s), 1);
 	CHECK_EQ(mailtls_peer_verified(k.s), 1);
 	CHECK_STR(mailtls_peer_subject(k.s), "CN=client.test.example");
-	conn_close(&k);
+	tu_conn_close(&k);
 	free(sess);
 	mailtls_config_free(sc);
 	mailtls_config_free(cc);
 }
-
-static int failures;
-static char failed_names[2048];
-
-static void run(const char *name, void (*fn)(void))
-{
-	pid_t pid;
-	int st;
-	fprintf(stderr, "-- %s\n", name);
-	fflush(NULL);
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		alarm(120);   /* a hung handshake is a failure, not a stuck run */
-		fn();
-		exit(0);   /* atexit handlers remove temporary directories */
-	}
-	CHECK(waitpid(pid, &st, 0) == pid);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		fprintf(stderr, "   FAILED: %s (%s %d)\n", name, WIFEXITED(st) ? "status" : "signal",
-		    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-		failures++;
-		snprintf(failed_names + strlen(failed_names), sizeof failed_names - strlen(failed_names),
-		    " %s", name);
-	}
-}
-#define RUN_ISOLATED(fn) run(#fn, fn)
 
 int main(void)
 {
@@ -1353,9 +1188,5 @@ int main(void)
 	RUN_ISOLATED(test_resumption_tls12);
 	RUN_ISOLATED(test_resumption_garbage);
 	RUN_ISOLATED(test_resumption_client_cert);
-	if (failures) {
-		fprintf(stderr, "%d test(s) failed:%s\n", failures, failed_names);
-		return 1;
-	}
-	return 0;
+	return tu_isolated_result();
 }

@@ -1,9 +1,12 @@
+#include <ctype.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -103,6 +106,173 @@ const char *tu_tmpdir(void)
 	snprintf(path, sizeof path, "/tmp/mailtls-test.XXXXXX");
 	CHECK(mkdtemp(path));
 	return path;
+}
+
+static char *scratch_dirs[8];
+static int nscratch;
+
+static void remove_scratch_dirs(void)
+{
+	for (int i = 0; i < nscratch; i++) {
+		char cmd[600];
+		snprintf(cmd, sizeof cmd, "chmod -R u+rwx '%s' 2>/dev/null; rm -rf '%s'", scratch_dirs[i],
+		    scratch_dirs[i]);
+		if (system(cmd) != 0)
+			fprintf(stderr, "cannot remove %s\n", scratch_dirs[i]);
+		free(scratch_dirs[i]);
+	}
+	nscratch = 0;
+}
+
+void tu_scratch_dirs_forget(void)
+{
+	nscratch = 0;
+}
+
+const char *tu_scratch_dir(void)
+{
+	char *d = strdup(tu_tmpdir());
+	CHECK(d && nscratch < 8);
+	if (nscratch == 0)
+		atexit(remove_scratch_dirs);
+	scratch_dirs[nscratch++] = d;
+	return d;
+}
+
+void tu_sh(const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+	int st;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
+	st = system(cmd);
+	if (st != 0)
+		T_FAIL("command failed (status %d): %s", st, cmd);
+}
+
+void tu_sh_line(char *out, size_t outlen, const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+	FILE *f;
+	int st;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
+	f = popen(cmd, "r");
+	CHECK(f);
+	if (!fgets(out, (int)outlen, f))
+		out[0] = 0;
+	while (fgetc(f) != EOF)
+		;   /* the rest, so the command never dies of a closed pipe */
+	st = pclose(f);
+	if (st != 0 || !out[0])
+		T_FAIL("command failed (status %d): %s", st, cmd);
+	out[strcspn(out, "\r\n")] = 0;
+}
+
+void tu_x509_field(const char *file, const char *opt, char *out, size_t outlen)
+{
+	char line[1024];
+	const char *eq;
+	tu_sh_line(line, sizeof line, "openssl x509 -noout %s -in '%s'", opt, file);
+	eq = strchr(line, '=');
+	if (!eq)
+		T_FAIL("unexpected output of openssl x509 -noout %s: %s", opt, line);
+	snprintf(out, outlen, "%s", eq + 1);
+}
+
+const char *tu_fingerprint_of(const char *file)
+{
+	static char res[8][80];
+	static int n;
+	char line[512], *r = res[n++ % 8], *o;
+	tu_x509_field(file, "-fingerprint -sha256", line, sizeof line);
+	strcpy(r, "SHA256:");
+	o = r + 7;
+	for (const char *p = line; *p && o < r + sizeof res[0] - 1; p++)
+		if (*p != ':')
+			*o++ = (char)tolower((unsigned char)*p);
+	*o = 0;
+	CHECK_EQ(strlen(r), 7 + 64);
+	return r;
+}
+
+unsigned char *tu_der_of(const char *file, size_t *len)
+{
+	char cmd[1200];
+	unsigned char *buf = malloc(65536);
+	FILE *f;
+	snprintf(cmd, sizeof cmd, "openssl x509 -in '%s' -outform DER", file);
+	CHECK(buf);
+	f = popen(cmd, "r");
+	CHECK(f);
+	*len = fread(buf, 1, 65536, f);
+	CHECK(pclose(f) == 0 && *len > 0);
+	return buf;
+}
+
+void tu_conn_open(struct tu_conn *k, struct mailtls_config *sc, struct mailtls_config *cc,
+    const char *servername)
+{
+	memset(k, 0, sizeof *k);
+	tu_socketpair(k->sv);
+	k->s = mailtls_server(sc, k->sv[0], k->sv[0]);
+	k->c = mailtls_client(cc, k->sv[1], k->sv[1], servername);
+	CHECK(k->s && k->c);
+}
+
+int tu_conn_hs(struct tu_conn *k)
+{
+	k->cr = tu_handshake_pair(k->c, k->s, &k->sr);
+	k->cerr = mailtls_errcode(k->c);
+	k->serr = mailtls_errcode(k->s);
+	return k->cr;
+}
+
+void tu_conn_close(struct tu_conn *k)
+{
+	mailtls_free(k->s);
+	mailtls_free(k->c);
+	close(k->sv[0]);
+	close(k->sv[1]);
+}
+
+static int isolated_failures;
+static char isolated_failed[2048];
+
+void tu_run_isolated(const char *name, void (*fn)(void))
+{
+	pid_t pid;
+	int st;
+	fprintf(stderr, "-- %s\n", name);
+	fflush(NULL);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		alarm(120);   /* a hung handshake is a failure, not a stuck run */
+		fn();
+		exit(0);   /* atexit handlers remove temporary directories */
+	}
+	CHECK(waitpid(pid, &st, 0) == pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "   FAILED: %s (%s %d)\n", name, WIFEXITED(st) ? "status" : "signal",
+		    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+		isolated_failures++;
+		snprintf(isolated_failed + strlen(isolated_failed), sizeof isolated_failed - strlen(isolated_failed),
+		    " %s", name);
+	}
+}
+
+int tu_isolated_result(void)
+{
+	if (isolated_failures) {
+		fprintf(stderr, "%d test(s) failed:%s\n", isolated_failures, isolated_failed);
+		return 1;
+	}
+	return 0;
 }
 
 /* SHA-256 (FIPS 180-4) */

@@ -42,6 +42,55 @@ void tu_set_nonblock(int fd, int on);
 /* tu_tmpdir makes a fresh private temporary directory. */
 const char *tu_tmpdir(void);
 
+/* tu_scratch_dir makes a private temporary directory that is removed when
+ * the test's process exits, also after a failed check (call it in the
+ * process that uses it: a forked child that exits removes its own).  A
+ * child forked after it calls tu_scratch_dirs_forget to leave them to the
+ * parent. */
+const char *tu_scratch_dir(void);
+void tu_scratch_dirs_forget(void);
+
+/* tu_sh runs a shell command that must succeed; tu_sh_line also returns its
+ * first output line (without the newline) in |out|, and it must print one. */
+void tu_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void tu_sh_line(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The first certificate in |file| as openssl(1) sees it: tu_x509_field is
+ * what follows the first '=' in "openssl x509 -noout |opt|";
+ * tu_fingerprint_of "SHA256:<64 lowercase hex>", the form
+ * mailtls_peer_fingerprint promises (the result lives until 8 more calls);
+ * tu_der_of its DER (malloc'd, *len its length). */
+void tu_x509_field(const char *file, const char *opt, char *out, size_t outlen);
+const char *tu_fingerprint_of(const char *file);
+unsigned char *tu_der_of(const char *file, size_t *len);
+
+/* A server and a client session of ours on a socketpair. */
+struct tu_conn {
+	int sv[2];
+	struct mailtls *s, *c;
+	int cr, sr;       /* handshake results */
+	int cerr, serr;   /* error categories after the handshake */
+};
+void tu_conn_open(struct tu_conn *k, struct mailtls_config *sc, struct mailtls_config *cc,
+    const char *servername);
+int tu_conn_hs(struct tu_conn *k);   /* both handshakes; the client's result */
+void tu_conn_close(struct tu_conn *k);
+
+/* EXPECT_HS_OK: both ends of a tu_conn completed the handshake. */
+#define EXPECT_HS_OK(k) do { \
+	if ((k)->cr != 0 || (k)->sr != 0) \
+		T_FAIL("handshake failed: client %d %s (%s), server %d %s (%s)", (k)->cr, \
+		    mailtls_error((k)->c), mailtls_errcode_name((k)->cerr), (k)->sr, \
+		    mailtls_error((k)->s), mailtls_errcode_name((k)->serr)); \
+	} while (0)
+
+/* RUN_ISOLATED runs a test in its own child process (120 seconds at the
+ * most), so one failing expectation does not hide the others;
+ * tu_isolated_result reports the failed ones and is main's status. */
+void tu_run_isolated(const char *name, void (*fn)(void));
+#define RUN_ISOLATED(fn) tu_run_isolated(#fn, fn)
+int tu_isolated_result(void);
+
 /* SHA-256 (FIPS 180-4) for the tests, which link
  * only mailtls.h, not BoringSSL. */
 struct tu_sha256 {
