@@ -45,8 +45,7 @@ static const char *served(struct mailtls_config *sc, struct mailtls_config *cc, 
 	static int n;
 	char *r = fp[n++ % 4];
 	struct tu_conn k;
-	tu_conn_open(&k, sc, cc, servername);
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, cc, servername);
 	EXPECT_HS_OK(&k);
 	CHECK(mailtls_peer_fingerprint(k.c));
 	snprintf(r, sizeof fp[0], "%s", mailtls_peer_fingerprint(k.c));
@@ -113,8 +112,7 @@ static void test_combined_pem_serves_chain(void)
 
 	memset(&cs, 0, sizeof cs);
 	mailtls_config_set_verify_cb(cc, record_chain, &cs);
-	tu_conn_open(&k, sc, cc, "mail.test.example");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, cc, "mail.test.example");
 	EXPECT_HS_OK(&k);
 	/* Verified with only the root as anchor: the intermediate came along. */
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
@@ -178,16 +176,14 @@ static void test_dual_default_client_gets_ecdsa(void)
 		struct mailtls_config *sc = dual_server(rsa_first);
 		struct mailtls_config *c12 = tls12_client(NULL);
 		struct tu_conn k;
-		tu_conn_open(&k, sc, cc, "localhost");
-		tu_conn_hs(&k);
+		tu_conn_run(&k, sc, cc, "localhost");
 		EXPECT_HS_OK(&k);
 		CHECK_STR(mailtls_protocol(k.c), "TLSv1.3");
 		CHECK_STR(mailtls_peer_fingerprint(k.c), ec);
 		CHECK_EQ(mailtls_peer_verified(k.c), 1);
 		tu_conn_close(&k);
 		/* A TLS 1.2 client with the default (secure) list: ECDSA too. */
-		tu_conn_open(&k, sc, c12, "localhost");
-		tu_conn_hs(&k);
+		tu_conn_run(&k, sc, c12, "localhost");
 		EXPECT_HS_OK(&k);
 		CHECK_STR(mailtls_protocol(k.c), "TLSv1.2");
 		CHECK_STR(mailtls_peer_fingerprint(k.c), ec);
@@ -208,8 +204,7 @@ static void test_dual_rsa_only_client_gets_rsa(void)
 		struct mailtls_config *sc = dual_server(rsa_first);
 		struct mailtls_config *cc = tls12_client("ECDHE-RSA-AES128-GCM-SHA256");
 		struct tu_conn k;
-		tu_conn_open(&k, sc, cc, "localhost");
-		tu_conn_hs(&k);
+		tu_conn_run(&k, sc, cc, "localhost");
 		if (k.cr != 0 || k.sr != 0)
 			T_FAIL("(%s added first) RSA-only TLS 1.2 client refused: client \"%s\" (%s), "
 			    "server \"%s\" (%s)", rsa_first ? "RSA" : "ECDSA",
@@ -264,8 +259,7 @@ static void test_sni_selection(void)
 	struct tu_conn k;
 
 	/* Exact name: sni-a, fully verified; the server saw the name. */
-	tu_conn_open(&k, sc, cc, "a.test.example");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, cc, "a.test.example");
 	EXPECT_HS_OK(&k);
 	CHECK_STR(mailtls_peer_fingerprint(k.c), a);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
@@ -274,8 +268,7 @@ static void test_sni_selection(void)
 	tu_conn_close(&k);
 
 	/* One label under the wildcard: sni-wild, verified. */
-	tu_conn_open(&k, sc, cc, "x.wild.test.example");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, cc, "x.wild.test.example");
 	EXPECT_HS_OK(&k);
 	CHECK_STR(mailtls_peer_fingerprint(k.c), wild);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
@@ -297,8 +290,7 @@ static void test_sni_selection(void)
 	CHECK_STR(served(sc, cc, "mail.test.example"), def);
 
 	/* No SNI at all: the default, and the server reports no name. */
-	tu_conn_open(&k, sc, nv, NULL);
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, nv, NULL);
 	EXPECT_HS_OK(&k);
 	CHECK_STR(mailtls_peer_fingerprint(k.c), def);
 	CHECK(mailtls_servername(k.s) == NULL);
@@ -306,8 +298,7 @@ static void test_sni_selection(void)
 
 	/* An unknown name with the default: served, but the client of ours
 	 * refuses a certificate that does not carry the name. */
-	tu_conn_open(&k, sc, cc, "unknown.example");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, cc, "unknown.example");
 	CHECK_EQ(k.cr, -1);
 	CHECK_EQ(k.cerr, MAILTLS_E_VERIFY_NAME);
 	tu_conn_close(&k);
@@ -369,16 +360,14 @@ static void test_sni_strict(void)
 	CHECK_STR(served(sc, cc, "z.wild.test.example"), tu_fingerprint_of(pki("sni-wild-leaf.pem")));
 
 	/* An unknown name: refused, both ends fail. */
-	tu_conn_open(&k, sc, nv, "unknown.example");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, nv, "unknown.example");
 	CHECK_EQ(k.cr, -1);
 	CHECK_EQ(k.sr, -1);
 	CHECK_EQ(k.cerr, MAILTLS_E_TLS);
 	CHECK(mailtls_error(k.s)[0] != 0);
 	CHECK(mailtls_error(k.c)[0] != 0);
 	tu_conn_close(&k);
-	tu_conn_open(&k, sc, nv, "y.x.wild.test.example");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, nv, "y.x.wild.test.example");
 	CHECK_EQ(k.cr, -1);
 	CHECK_EQ(k.sr, -1);
 	tu_conn_close(&k);
@@ -392,8 +381,7 @@ static void test_sni_strict(void)
 	CHECK(sc);
 	CHECK_CFG_OK(sc, mailtls_config_add_sni_keypair_file(sc, "a.test.example", pki("sni-a.pem"), pki("sni-a.key")));
 	mailtls_config_set_sni_strict(sc, 1);
-	tu_conn_open(&k, sc, nv, NULL);
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, nv, NULL);
 	CHECK_EQ(k.cr, -1);
 	CHECK_EQ(k.sr, -1);
 	tu_conn_close(&k);
@@ -582,8 +570,7 @@ static void test_set_ca_errors(void)
 	CHECK_EQ(mailtls_config_errcode(cc), MAILTLS_E_CONFIG);
 
 	/* None of the failures made it trust anything: still fails closed. */
-	tu_conn_open(&k, sc, cc, "localhost");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, cc, "localhost");
 	CHECK_EQ(k.cr, -1);
 	CHECK(mailtls_errcode_is_verify(k.cerr));
 	tu_conn_close(&k);
@@ -591,8 +578,7 @@ static void test_set_ca_errors(void)
 	/* And it is usable: a good CA file works now. */
 	CHECK_CFG_OK(cc, mailtls_config_set_ca(cc, pki("ca.pem"), NULL));
 	CHECK_EQ(mailtls_config_errcode(cc), MAILTLS_E_NONE);
-	tu_conn_open(&k, sc, cc, "localhost");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, cc, "localhost");
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
 	tu_conn_close(&k);
@@ -609,8 +595,7 @@ static void test_ca_directory(void)
 	struct tu_conn k;
 	tu_sh("cp '%s' '%s/root.pem' && openssl rehash '%s'", pki("ca.pem"), dir, dir);
 	CHECK_CFG_OK(cc, mailtls_config_set_ca(cc, NULL, dir));
-	tu_conn_open(&k, sc, cc, "localhost");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, cc, "localhost");
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
 	tu_conn_close(&k);
@@ -664,8 +649,7 @@ static void test_config_from_env(void)
 	mailtls_config_free(cc);
 	/* As a client: CAFILE is its trust anchor. */
 	cc = tu_server_config("server-rsa.pem", "server-rsa.key");
-	tu_conn_open(&k, cc, sc, "mail.test.example");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, cc, sc, "mail.test.example");
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
 	tu_conn_close(&k);
@@ -745,6 +729,18 @@ static void test_config_from_env(void)
 /* Protocol versions and ciphers                                        */
 /* ------------------------------------------------------------------ */
 
+/* Both ends refuse the handshake, for want of a common protocol or cipher. */
+static void expect_tls_refused(struct mailtls_config *sc, struct mailtls_config *cc)
+{
+	struct tu_conn k;
+	tu_conn_run(&k, sc, cc, "localhost");
+	CHECK_EQ(k.cr, -1);
+	CHECK_EQ(k.sr, -1);
+	CHECK_EQ(k.cerr, MAILTLS_E_TLS);
+	CHECK_EQ(k.serr, MAILTLS_E_TLS);
+	tu_conn_close(&k);
+}
+
 static void test_tls12_server_cipher_order(void)
 {
 	struct mailtls_config *sc = tu_server_config("server-ec.pem", "server-ec.key");
@@ -752,8 +748,7 @@ static void test_tls12_server_cipher_order(void)
 	struct mailtls_config *only256 = tls12_client("ECDHE-ECDSA-AES256-GCM-SHA384");
 	struct tu_conn k;
 
-	tu_conn_open(&k, sc, cc, "localhost");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, cc, "localhost");
 	EXPECT_HS_OK(&k);
 	CHECK_STR(mailtls_protocol(k.c), "TLSv1.2");
 	CHECK_STR(mailtls_protocol(k.s), "TLSv1.2");
@@ -765,8 +760,7 @@ static void test_tls12_server_cipher_order(void)
 	tu_conn_close(&k);
 
 	/* ... among what the client offers: AES256 when that is all. */
-	tu_conn_open(&k, sc, only256, "localhost");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, only256, "localhost");
 	EXPECT_HS_OK(&k);
 	CHECK_STR(mailtls_cipher(k.c), "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384");
 	CHECK_EQ(mailtls_cipher_bits(k.c), 256);
@@ -775,13 +769,7 @@ static void test_tls12_server_cipher_order(void)
 	/* A client offering only a CBC suite: the default server has none. */
 	mailtls_config_free(only256);
 	only256 = tls12_client("ECDHE-ECDSA-AES128-SHA");
-	tu_conn_open(&k, sc, only256, "localhost");
-	tu_conn_hs(&k);
-	CHECK_EQ(k.cr, -1);
-	CHECK_EQ(k.sr, -1);
-	CHECK_EQ(k.cerr, MAILTLS_E_TLS);
-	CHECK_EQ(k.serr, MAILTLS_E_TLS);
-	tu_conn_close(&k);
+	expect_tls_refused(sc, only256);
 
 	mailtls_config_free(sc);
 	mailtls_config_free(cc);
@@ -799,33 +787,19 @@ static void test_old_protocols(void)
 	CHECK_CFG_OK(c10, mailtls_config_set_min_protocol(c10, MAILTLS_TLS1_0));
 
 	/* A default server (TLS 1.2 minimum) refuses both. */
-	tu_conn_open(&k, sc, c11, "localhost");
-	tu_conn_hs(&k);
-	CHECK_EQ(k.cr, -1);
-	CHECK_EQ(k.sr, -1);
-	CHECK_EQ(k.cerr, MAILTLS_E_TLS);
-	CHECK_EQ(k.serr, MAILTLS_E_TLS);
-	tu_conn_close(&k);
-	tu_conn_open(&k, sc, c10, "localhost");
-	tu_conn_hs(&k);
-	CHECK_EQ(k.cr, -1);
-	CHECK_EQ(k.sr, -1);
-	CHECK_EQ(k.cerr, MAILTLS_E_TLS);
-	CHECK_EQ(k.serr, MAILTLS_E_TLS);
-	tu_conn_close(&k);
+	expect_tls_refused(sc, c11);
+	expect_tls_refused(sc, c10);
 
 	/* A server that lowered its floor (and so got the compat list). */
 	CHECK_CFG_OK(sc, mailtls_config_set_min_protocol(sc, MAILTLS_TLS1_0));
-	tu_conn_open(&k, sc, c11, "localhost");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, c11, "localhost");
 	EXPECT_HS_OK(&k);
 	CHECK_STR(mailtls_protocol(k.c), "TLSv1.1");
 	CHECK_STR(mailtls_protocol(k.s), "TLSv1.1");
 	CHECK(mailtls_cipher(k.c) && strstr(mailtls_cipher(k.c), "_CBC_"));
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
 	tu_conn_close(&k);
-	tu_conn_open(&k, sc, c10, "localhost");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, c10, "localhost");
 	EXPECT_HS_OK(&k);
 	CHECK_STR(mailtls_protocol(k.c), "TLSv1");
 	CHECK(mailtls_cipher(k.c) && strstr(mailtls_cipher(k.c), "_CBC_"));
@@ -834,8 +808,7 @@ static void test_old_protocols(void)
 	/* ... and still speaks TLS 1.3 to a default client. */
 	{
 		struct mailtls_config *cc = tu_client_config();
-		tu_conn_open(&k, sc, cc, "localhost");
-		tu_conn_hs(&k);
+		tu_conn_run(&k, sc, cc, "localhost");
 		EXPECT_HS_OK(&k);
 		CHECK_STR(mailtls_protocol(k.c), "TLSv1.3");
 		tu_conn_close(&k);

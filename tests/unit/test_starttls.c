@@ -272,6 +272,34 @@ static void expect_next_plain(struct conn *c, const char *want)
 	CHECK_STR(buf, want);
 }
 
+/* conn_client: the scripted server started on a fresh connection, and our
+ * client session on its other end. */
+static struct mailtls *conn_client(struct conn *c, int use_pipes, const char *const *script)
+{
+	conn_start(c, use_pipes, script);
+	conn_run_server(c);
+	return client_for(c);
+}
+
+/* conn_close_tls: close_notify within 2 seconds, then the connection's end. */
+static void conn_close_tls(struct conn *c, struct mailtls *s)
+{
+	CHECK_OK(s, mailtls_close_timeout(s, 2));
+	mailtls_free(s);
+	conn_finish(c);
+}
+
+/* Reads the server's next TLS bytes: exactly |want|. */
+static void expect_tls_read(struct mailtls *s, const char *want)
+{
+	char buf[256];
+	ssize_t n, got = 0, wl = (ssize_t)strlen(want);
+	while (got < wl && (n = mailtls_timeoutread(2, s, buf + got, sizeof buf - 1 - (size_t)got)) > 0)
+		got += n;
+	buf[got] = 0;
+	CHECK_STR(buf, want);
+}
+
 static void expect_err(struct mailtls *s, int rc, int code)
 {
 	if (rc != -1 || mailtls_errcode(s) != code)
@@ -307,9 +335,7 @@ static void smtp_honest_on(int use_pipes)
 	struct mailtls *s;
 	int rc;
 	char buf[64];
-	conn_start(&c, use_pipes, smtp_honest);
-	conn_run_server(&c);
-	s = client_for(&c);
+	s = conn_client(&c, use_pipes, smtp_honest);
 	memset(&info, 0x55, sizeof info);
 	rc = mailtls_starttls_client(s, MAILTLS_SMTP, "client.test.example", 2, &info);
 	if (rc != MAILTLS_STARTTLS_DONE)
@@ -339,9 +365,7 @@ static void smtp_honest_on(int use_pipes)
 	CHECK_EQ(mailtls_timeoutwrite(2, s, "QUIT\r\n", 6), 6);
 	CHECK_EQ(mailtls_timeoutread(2, s, buf, sizeof buf), 9);
 	CHECK(!memcmp(buf, "221 bye\r\n", 9));
-	CHECK_OK(s, mailtls_close_timeout(s, 2));
-	mailtls_free(s);
-	conn_finish(&c);
+	conn_close_tls(&c, s);
 }
 
 static void test_smtp_honest_socket(void) { smtp_honest_on(0); }
@@ -356,14 +380,10 @@ static void test_smtp_out_null_and_bare_lf(void)
 	};
 	struct conn c;
 	struct mailtls *s;
-	conn_start(&c, 0, script);
-	conn_run_server(&c);
-	s = client_for(&c);
+	s = conn_client(&c, 0, script);
 	CHECK_EQ(mailtls_starttls_client(s, MAILTLS_SMTP, "c.example", 2, NULL), MAILTLS_STARTTLS_DONE);
 	CHECK_EQ(mailtls_smtp_ehlo(s, "c.example", 2, NULL), 250);
-	CHECK_OK(s, mailtls_close_timeout(s, 2));
-	mailtls_free(s);
-	conn_finish(&c);
+	conn_close_tls(&c, s);
 }
 
 static const char *const pop3_honest[] = {
@@ -384,11 +404,7 @@ static void test_pop3_honest(void)
 	struct conn c;
 	struct mailtls_starttls_info info;
 	struct mailtls *s;
-	char buf[64];
-	ssize_t n, got = 0;
-	conn_start(&c, 0, pop3_honest);
-	conn_run_server(&c);
-	s = client_for(&c);
+	s = conn_client(&c, 0, pop3_honest);
 	CHECK_EQ(mailtls_starttls_client(s, MAILTLS_POP3, NULL, 2, &info), MAILTLS_STARTTLS_DONE);
 	CHECK_EQ(info.greeting_code, 200);
 	CHECK_STR(info.greeting, "+OK POP3 ready <1.2@mx>\n");
@@ -399,13 +415,8 @@ static void test_pop3_honest(void)
 	CHECK_EQ(info.starttls_code, 200);
 	CHECK(mailtls_peer_verified(s));
 	CHECK_EQ(mailtls_timeoutwrite(2, s, "CAPA\r\n", 6), 6);
-	while (got < 14 && (n = mailtls_timeoutread(2, s, buf + got, sizeof buf - 1 - (size_t)got)) > 0)
-		got += n;
-	buf[got] = 0;
-	CHECK_STR(buf, "+OK\r\nUSER\r\n.\r\n");
-	CHECK_OK(s, mailtls_close_timeout(s, 2));
-	mailtls_free(s);
-	conn_finish(&c);
+	expect_tls_read(s, "+OK\r\nUSER\r\n.\r\n");
+	conn_close_tls(&c, s);
 }
 
 static void test_imap_honest_greeting_caps(void)
@@ -420,11 +431,7 @@ static void test_imap_honest_greeting_caps(void)
 	struct conn c;
 	struct mailtls_starttls_info info;
 	struct mailtls *s;
-	char buf[128];
-	ssize_t n, got = 0;
-	conn_start(&c, 0, script);
-	conn_run_server(&c);
-	s = client_for(&c);
+	s = conn_client(&c, 0, script);
 	CHECK_EQ(mailtls_starttls_client(s, MAILTLS_IMAP, NULL, 2, &info), MAILTLS_STARTTLS_DONE);
 	CHECK_EQ(info.greeting_code, 200);
 	CHECK_EQ(info.ehlo_code, 0);    /* no CAPABILITY command was needed */
@@ -433,13 +440,8 @@ static void test_imap_honest_greeting_caps(void)
 	CHECK_EQ(info.starttls_code, 200);
 	CHECK_STR(info.starttls_reply, "a2 OK Begin TLS negotiation now.\n");
 	CHECK_EQ(mailtls_timeoutwrite(2, s, "a3 CAPABILITY\r\n", 15), 15);
-	while (got < 47 && (n = mailtls_timeoutread(2, s, buf + got, sizeof buf - 1 - (size_t)got)) > 0)
-		got += n;
-	buf[got] = 0;
-	CHECK_STR(buf, "* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\na3 OK done\r\n");
-	CHECK_OK(s, mailtls_close_timeout(s, 2));
-	mailtls_free(s);
-	conn_finish(&c);
+	expect_tls_read(s, "* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\na3 OK done\r\n");
+	conn_close_tls(&c, s);
 }
 
 static void test_imap_honest_capability_command(void)
@@ -455,17 +457,13 @@ static void test_imap_honest_capability_command(void)
 	struct conn c;
 	struct mailtls_starttls_info info;
 	struct mailtls *s;
-	conn_start(&c, 1, script);
-	conn_run_server(&c);
-	s = client_for(&c);
+	s = conn_client(&c, 1, script);
 	CHECK_EQ(mailtls_starttls_client(s, MAILTLS_IMAP, NULL, 2, &info), MAILTLS_STARTTLS_DONE);
 	CHECK_EQ(info.ehlo_code, 200);
 	CHECK_STR(info.capabilities, "IMAP4rev1\nstarttls\nAUTH=PLAIN\n");
 	CHECK(mailtls_smtp_has_capability(&info, "AUTH=PLAIN"));
 	CHECK_STR(info.starttls_reply, "* OK noise before the tagged reply\na2 ok go\n");
-	CHECK_OK(s, mailtls_close_timeout(s, 2));
-	mailtls_free(s);
-	conn_finish(&c);
+	conn_close_tls(&c, s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -478,9 +476,7 @@ static void injection(int proto, int use_pipes, const char *const *script)
 	struct mailtls_starttls_info info;
 	struct mailtls *s;
 	int rc;
-	conn_start(&c, use_pipes, script);
-	conn_run_server(&c);
-	s = client_for(&c);
+	s = conn_client(&c, use_pipes, script);
 	rc = mailtls_starttls_client(s, proto, "client.test.example", 2, &info);
 	expect_err(s, rc, MAILTLS_E_INJECTION);
 	CHECK(mailtls_error_temporary(MAILTLS_E_INJECTION));
@@ -547,9 +543,7 @@ static void test_smtp_late_plaintext_breaks_handshake(void)
 	struct conn c;
 	struct mailtls *s;
 	int rc;
-	conn_start(&c, 0, script);
-	conn_run_server(&c);
-	s = client_for(&c);
+	s = conn_client(&c, 0, script);
 	rc = mailtls_starttls_client(s, MAILTLS_SMTP, "client.test.example", 2, NULL);
 	CHECK_EQ(rc, -1);
 	CHECK(mailtls_errcode(s) == MAILTLS_E_TLS || mailtls_errcode(s) == MAILTLS_E_INJECTION);
@@ -573,9 +567,7 @@ static void not_offered_on(int use_pipes)
 	struct conn c;
 	struct mailtls_starttls_info info;
 	struct mailtls *s;
-	conn_start(&c, use_pipes, script);
-	conn_run_server(&c);
-	s = client_for(&c);
+	s = conn_client(&c, use_pipes, script);
 	CHECK_EQ(mailtls_starttls_client(s, MAILTLS_SMTP, "client.test.example", 2, &info),
 	    MAILTLS_STARTTLS_NOT_OFFERED);
 	CHECK_EQ(mailtls_errcode(s), MAILTLS_E_NONE);
@@ -601,9 +593,7 @@ static void test_smtp_454(void)
 	struct conn c;
 	struct mailtls_starttls_info info;
 	struct mailtls *s;
-	conn_start(&c, 0, script);
-	conn_run_server(&c);
-	s = client_for(&c);
+	s = conn_client(&c, 0, script);
 	CHECK_EQ(mailtls_starttls_client(s, MAILTLS_SMTP, "client.test.example", 2, &info),
 	    MAILTLS_STARTTLS_REFUSED);
 	CHECK_EQ(info.starttls_code, 454);
@@ -623,9 +613,7 @@ static void starttls_reply_is(const char *reply, int want_rc, int want_code)
 	struct mailtls_starttls_info info;
 	struct mailtls *s;
 	int rc;
-	conn_start(&c, 0, script);
-	conn_run_server(&c);
-	s = client_for(&c);
+	s = conn_client(&c, 0, script);
 	rc = mailtls_starttls_client(s, MAILTLS_SMTP, "client.test.example", 2, &info);
 	if (want_rc == -1)
 		expect_err(s, rc, MAILTLS_E_PROTOCOL);
@@ -655,9 +643,7 @@ static void test_smtp_helo_only(void)
 	struct conn c;
 	struct mailtls_starttls_info info;
 	struct mailtls *s;
-	conn_start(&c, 0, script);
-	conn_run_server(&c);
-	s = client_for(&c);
+	s = conn_client(&c, 0, script);
 	CHECK_EQ(mailtls_starttls_client(s, MAILTLS_SMTP, "client.test.example", 2, &info),
 	    MAILTLS_STARTTLS_NOT_OFFERED);
 	CHECK_EQ(info.used_helo, 1);
@@ -677,9 +663,7 @@ static void test_smtp_helo_refused(void)
 	struct conn c;
 	struct mailtls_starttls_info info;
 	struct mailtls *s;
-	conn_start(&c, 0, script);
-	conn_run_server(&c);
-	s = client_for(&c);
+	s = conn_client(&c, 0, script);
 	expect_err(s, mailtls_starttls_client(s, MAILTLS_SMTP, "client.test.example", 2, &info), MAILTLS_E_PROTOCOL);
 	CHECK_EQ(info.used_helo, 1);
 	CHECK_EQ(info.ehlo_code, 550);
@@ -788,9 +772,7 @@ static void test_smtp_line_limit_exact(void)
 	memcpy(greeting + 1, "220 ", 4);
 	memset(greeting + 5, 'b', 994);
 	memcpy(greeting + 999, "\r\n", 3);
-	conn_start(&c, 0, script);
-	conn_run_server(&c);
-	s = client_for(&c);
+	s = conn_client(&c, 0, script);
 	CHECK_EQ(mailtls_starttls_client(s, MAILTLS_SMTP, "client.test.example", 2, &info),
 	    MAILTLS_STARTTLS_NOT_OFFERED);
 	CHECK_EQ(strlen(info.greeting), 999);
@@ -879,17 +861,13 @@ static void test_imap_not_offered_and_refused(void)
 	struct conn c;
 	struct mailtls_starttls_info info;
 	struct mailtls *s;
-	conn_start(&c, 0, none);
-	conn_run_server(&c);
-	s = client_for(&c);
+	s = conn_client(&c, 0, none);
 	CHECK_EQ(mailtls_starttls_client(s, MAILTLS_IMAP, NULL, 2, &info), MAILTLS_STARTTLS_NOT_OFFERED);
 	CHECK_STR(info.capabilities, "IMAP4rev1\nAUTH=PLAIN\n");
 	mailtls_free(s);
 	conn_finish(&c);
 
-	conn_start(&c, 0, no);
-	conn_run_server(&c);
-	s = client_for(&c);
+	s = conn_client(&c, 0, no);
 	CHECK_EQ(mailtls_starttls_client(s, MAILTLS_IMAP, NULL, 2, &info), MAILTLS_STARTTLS_REFUSED);
 	CHECK_EQ(info.starttls_code, 400);
 	mailtls_free(s);
@@ -904,9 +882,7 @@ static void test_pop3_without_capa(void)
 	struct conn c;
 	struct mailtls_starttls_info info;
 	struct mailtls *s;
-	conn_start(&c, 0, script);
-	conn_run_server(&c);
-	s = client_for(&c);
+	s = conn_client(&c, 0, script);
 	CHECK_EQ(mailtls_starttls_client(s, MAILTLS_POP3, NULL, 2, &info), MAILTLS_STARTTLS_NOT_OFFERED);
 	CHECK_EQ(info.greeting_code, 200);
 	CHECK_EQ(info.ehlo_code, 500);
@@ -932,9 +908,7 @@ static void test_pop3_bad(void)
 	CHECK_EQ(last_info.greeting_code, 500);
 	expect_failure(MAILTLS_POP3, 0, lower, MAILTLS_E_PROTOCOL, 2);
 	expect_failure(MAILTLS_POP3, 0, no_end, MAILTLS_E_PROTOCOL, 2);
-	conn_start(&c, 0, stls_err);
-	conn_run_server(&c);
-	s = client_for(&c);
+	s = conn_client(&c, 0, stls_err);
 	CHECK_EQ(mailtls_starttls_client(s, MAILTLS_POP3, NULL, 2, &info), MAILTLS_STARTTLS_REFUSED);
 	CHECK_EQ(info.starttls_code, 500);
 	mailtls_free(s);

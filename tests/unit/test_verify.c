@@ -76,8 +76,7 @@ static void expect_client_fails(struct mailtls_config *sc, struct mailtls_config
     int code)
 {
 	struct tu_conn k;
-	tu_conn_open(&k, sc, cc, name);
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, cc, name);
 	fprintf(stderr, "   %s: client %d [%s] %s\n", name ? name : "(no name)", k.cr,
 	    mailtls_errcode_name(k.cerr), mailtls_error(k.c));
 	if (k.cr != -1)
@@ -98,8 +97,7 @@ static void expect_client_fails(struct mailtls_config *sc, struct mailtls_config
 static void expect_client_ok(struct mailtls_config *sc, struct mailtls_config *cc, const char *name)
 {
 	struct tu_conn k;
-	tu_conn_open(&k, sc, cc, name);
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, cc, name);
 	if (k.cr != 0 || k.sr != 0)
 		T_FAIL("handshake for %s failed: client %d %s (%s), server %d %s (%s)", name ? name : "(no name)",
 		    k.cr, mailtls_error(k.c), mailtls_errcode_name(k.cerr), k.sr, mailtls_error(k.s),
@@ -212,8 +210,7 @@ static void test_optional_reports(void)
 		struct mailtls_config *sc = tu_server_config(cases[i].cert, cases[i].key);
 		struct tu_conn k;
 		char buf[8];
-		tu_conn_open(&k, sc, cc, "localhost");
-		tu_conn_hs(&k);
+		tu_conn_run(&k, sc, cc, "localhost");
 		EXPECT_HS_OK(&k);
 		CHECK_EQ(mailtls_peer_verified(k.c), cases[i].code == MAILTLS_E_NONE);
 		CHECK(mailtls_peer_has_cert(k.c));
@@ -244,8 +241,7 @@ static void test_verify_none(void)
 	for (size_t i = 0; i < sizeof certs / sizeof certs[0]; i++) {
 		struct mailtls_config *sc = tu_server_config(certs[i][0], certs[i][1]);
 		struct tu_conn k;
-		tu_conn_open(&k, sc, cc, "localhost");
-		tu_conn_hs(&k);
+		tu_conn_run(&k, sc, cc, "localhost");
 		EXPECT_HS_OK(&k);
 		CHECK_EQ(mailtls_peer_verified(k.c), 0);
 		CHECK(mailtls_peer_verify_result(k.c) != MAILTLS_E_NONE);
@@ -401,14 +397,12 @@ static void test_address_no_sni(void)
 	struct mailtls_config *sc = tu_server_config("server-ec.pem", "server-ec.key");
 	struct mailtls_config *cc = tu_client_config();
 	struct tu_conn k;
-	tu_conn_open(&k, sc, cc, "127.0.0.1");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, cc, "127.0.0.1");
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
 	CHECK(mailtls_servername(k.s) == NULL);
 	tu_conn_close(&k);
-	tu_conn_open(&k, sc, cc, "::1");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, cc, "::1");
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
 	CHECK(mailtls_servername(k.s) == NULL);
@@ -430,8 +424,7 @@ static void test_address_client_servername(void)
 	struct mailtls_config *sc = tu_server_config("server-ec.pem", "server-ec.key");
 	struct mailtls_config *cc = tu_client_config();
 	struct tu_conn k;
-	tu_conn_open(&k, sc, cc, "127.0.0.1");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, cc, "127.0.0.1");
 	EXPECT_HS_OK(&k);
 	if (mailtls_servername(k.c) != NULL)
 		T_FAIL("client mailtls_servername is \"%s\" although no SNI was sent", mailtls_servername(k.c));
@@ -522,8 +515,7 @@ static void test_pins(void)
 	/* The leaf's digest: accepted without name or chain checks. */
 	cc = tu_client_config();
 	CHECK_CFG_OK(cc, mailtls_config_add_pin(cc, fp_wrong));
-	tu_conn_open(&k, wrong, cc, "localhost");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, wrong, cc, "localhost");
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
 	CHECK_EQ(mailtls_peer_verify_result(k.c), MAILTLS_E_NONE);
@@ -670,18 +662,23 @@ static int hook(void *arg, struct mailtls *s, const unsigned char *const *der, c
 	return h->verdict;
 }
 
+/* hook_install: |h| fresh, returning |verdict|, as |cc|'s hook. */
+static void hook_install(struct hook_state *h, struct mailtls_config *cc, int verdict)
+{
+	memset(h, 0, sizeof *h);
+	h->verdict = verdict;
+	mailtls_config_set_verify_cb(cc, hook, h);
+}
+
 static void test_hook_rejects(void)
 {
 	struct mailtls_config *sc = tu_server_config("server-ec.pem", "server-ec.key");
 	struct mailtls_config *cc = tu_client_config();
 	struct hook_state h;
 	struct tu_conn k;
-	memset(&h, 0, sizeof h);
-	h.verdict = -1;
+	hook_install(&h, cc, -1);
 	h.message = "policy: mx.example needs DANE";
-	mailtls_config_set_verify_cb(cc, hook, &h);
-	tu_conn_open(&k, sc, cc, "localhost");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, cc, "localhost");
 	CHECK_EQ(h.calls, 1);
 	CHECK(h.s == k.c);
 	CHECK_EQ(h.result, MAILTLS_E_NONE);      /* the library's own checks passed */
@@ -695,8 +692,7 @@ static void test_hook_rejects(void)
 	/* Without a message: the category and some text. */
 	h.message = NULL;
 	h.calls = 0;
-	tu_conn_open(&k, sc, cc, "localhost");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, cc, "localhost");
 	CHECK_EQ(h.calls, 1);
 	CHECK_EQ(k.cr, -1);
 	CHECK_EQ(k.cerr, MAILTLS_E_VERIFY_HOOK);
@@ -716,11 +712,8 @@ static void test_hook_accepts_untrusted(void)
 	struct tu_conn k;
 	size_t leaflen;
 	unsigned char *leaf = tu_der_of(pki("unknown.pem"), &leaflen);
-	memset(&h, 0, sizeof h);
-	h.verdict = 0;
-	mailtls_config_set_verify_cb(cc, hook, &h);
-	tu_conn_open(&k, sc, cc, "localhost");
-	tu_conn_hs(&k);
+	hook_install(&h, cc, 0);
+	tu_conn_run(&k, sc, cc, "localhost");
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(h.calls, 1);
 	CHECK_EQ(mailtls_peer_verified(k.c), 1);
@@ -745,8 +738,7 @@ static void test_hook_good_chain(void)
 	struct hook_state h;
 	size_t leaflen;
 	unsigned char *leaf = tu_der_of(pki("server-ec-leaf.pem"), &leaflen);
-	memset(&h, 0, sizeof h);
-	mailtls_config_set_verify_cb(cc, hook, &h);
+	hook_install(&h, cc, 0);
 	expect_client_ok(sc, cc, "mail.test.example");
 	CHECK_EQ(h.calls, 1);
 	CHECK_EQ(h.result, MAILTLS_E_NONE);
@@ -782,12 +774,9 @@ static void test_hook_optional(void)
 	struct mailtls_config *cc = tu_client_config();
 	struct hook_state h;
 	struct tu_conn k;
-	memset(&h, 0, sizeof h);
-	h.verdict = -1;
 	CHECK_CFG_OK(cc, mailtls_config_set_verify(cc, MAILTLS_VERIFY_OPTIONAL));
-	mailtls_config_set_verify_cb(cc, hook, &h);
-	tu_conn_open(&k, sc, cc, "localhost");
-	tu_conn_hs(&k);
+	hook_install(&h, cc, -1);
+	tu_conn_run(&k, sc, cc, "localhost");
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(h.calls, 1);
 	CHECK_EQ(mailtls_peer_verified(k.c), 0);
@@ -806,12 +795,9 @@ static void test_hook_not_run_for_verify_none(void)
 	struct mailtls_config *cc = tu_client_config();
 	struct hook_state h;
 	struct tu_conn k;
-	memset(&h, 0, sizeof h);
-	h.verdict = -1;
 	CHECK_CFG_OK(cc, mailtls_config_set_verify(cc, MAILTLS_VERIFY_NONE));
-	mailtls_config_set_verify_cb(cc, hook, &h);
-	tu_conn_open(&k, sc, cc, "localhost");
-	tu_conn_hs(&k);
+	hook_install(&h, cc, -1);
+	tu_conn_run(&k, sc, cc, "localhost");
 	if (h.calls != 0 || k.cr != 0)
 		T_FAIL("VERIFY_NONE client: hook called %d time(s), handshake %d (%s: %s)", h.calls, k.cr,
 		    mailtls_errcode_name(k.cerr), mailtls_error(k.c));
@@ -848,8 +834,7 @@ static void test_client_cert_required(void)
 	struct tu_conn k;
 	char buf[8];
 
-	tu_conn_open(&k, sc, with, "localhost");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, with, "localhost");
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_verified(k.s), 1);
 	CHECK_EQ(mailtls_peer_verify_result(k.s), MAILTLS_E_NONE);
@@ -863,8 +848,7 @@ static void test_client_cert_required(void)
 
 	/* No certificate: the server refuses; the client learns of it at
 	 * the latest when it reads. */
-	tu_conn_open(&k, sc, without, "localhost");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, without, "localhost");
 	CHECK_EQ(k.sr, -1);
 	fprintf(stderr, "   no client certificate: server [%s] %s\n", mailtls_errcode_name(k.serr),
 	    mailtls_error(k.s));
@@ -887,16 +871,14 @@ static void test_client_cert_untrusted(void)
 	struct mailtls_config *bad = cert_client("selfsigned.pem", "selfsigned.key");
 	struct tu_conn k;
 	char buf[8];
-	tu_conn_open(&k, sc, bad, "localhost");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, bad, "localhost");
 	CHECK_EQ(k.sr, -1);
 	CHECK(mailtls_errcode_is_verify(k.serr));
 	if (k.cr == 0)
 		CHECK_EQ(mailtls_read(k.c, buf, sizeof buf), -1);
 	tu_conn_close(&k);
 	/* OPTIONAL: completes, not verified, the reason reported. */
-	tu_conn_open(&k, opt, bad, "localhost");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, opt, bad, "localhost");
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_has_cert(k.s), 1);
 	CHECK_EQ(mailtls_peer_verified(k.s), 0);
@@ -913,16 +895,14 @@ static void test_client_cert_optional(void)
 	struct mailtls_config *sc = cert_server(MAILTLS_VERIFY_OPTIONAL);
 	struct mailtls_config *with = cert_client("client.pem", "client.key"), *without = tu_client_config();
 	struct tu_conn k;
-	tu_conn_open(&k, sc, without, "localhost");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, without, "localhost");
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_has_cert(k.s), 0);
 	CHECK_EQ(mailtls_peer_verified(k.s), 0);
 	CHECK_EQ(mailtls_peer_verify_result(k.s), MAILTLS_E_VERIFY_NOCERT);
 	CHECK(mailtls_peer_subject(k.s) == NULL);
 	tu_conn_close(&k);
-	tu_conn_open(&k, sc, with, "localhost");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, with, "localhost");
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_has_cert(k.s), 1);
 	CHECK_EQ(mailtls_peer_verified(k.s), 1);
@@ -931,8 +911,7 @@ static void test_client_cert_optional(void)
 	mailtls_config_free(sc);
 	/* A server that did not ask (the default) sees no certificate. */
 	sc = tu_server_config("server-ec.pem", "server-ec.key");
-	tu_conn_open(&k, sc, with, "localhost");
-	tu_conn_hs(&k);
+	tu_conn_run(&k, sc, with, "localhost");
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_peer_has_cert(k.s), 0);
 	CHECK_EQ(mailtls_peer_verified(k.s), 0);

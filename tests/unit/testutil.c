@@ -232,6 +232,13 @@ int tu_conn_hs(struct tu_conn *k)
 	return k->cr;
 }
 
+int tu_conn_run(struct tu_conn *k, struct mailtls_config *sc, struct mailtls_config *cc,
+    const char *servername)
+{
+	tu_conn_open(k, sc, cc, servername);
+	return tu_conn_hs(k);
+}
+
 void tu_conn_close(struct tu_conn *k)
 {
 	mailtls_free(k->s);

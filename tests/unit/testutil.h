@@ -74,6 +74,8 @@ struct tu_conn {
 void tu_conn_open(struct tu_conn *k, struct mailtls_config *sc, struct mailtls_config *cc,
     const char *servername);
 int tu_conn_hs(struct tu_conn *k);   /* both handshakes; the client's result */
+int tu_conn_run(struct tu_conn *k, struct mailtls_config *sc, struct mailtls_config *cc,
+    const char *servername);         /* tu_conn_open, then tu_conn_hs */
 void tu_conn_close(struct tu_conn *k);
 
 /* EXPECT_HS_OK: both ends of a tu_conn completed the handshake. */
