@@ -10,6 +10,10 @@ Environment (set by ctest, see tests/interop/CMakeLists.txt):
 Fixtures:
   pki     pathlib.Path of the PKI directory
   need    need("openssl") -> absolute path of a peer binary, or skip/fail
+
+Helpers: must_have(cond, msg) skips (fails under CI) when a precondition of the
+machine is missing; executable_from_env(var, what) is the program ctest names in
+$var, or skip/fail.
   procs   ProcSet: starts processes (stdout+stderr in a log file each, own
           session), stops every one of them by its pid when the test ends
   probe   Probe: probe.server(...) and probe.client(...) on top of procs
@@ -137,6 +141,16 @@ class Proc:
         except subprocess.TimeoutExpired:
             return None
 
+    def finish(self, timeout=RUN_TIMEOUT):
+        """Close stdin (a client ends its session at EOF) and wait for the end; returns
+        (exit status, output).  Fails the test when it still runs after |timeout|."""
+        self.close_stdin()
+        rc = self.wait(timeout)
+        if rc is None:
+            self.stop()
+            pytest.fail(f"{self} still running after {timeout}s; output:\n{self.text()}")
+        return rc, self.text()
+
     def stop(self):
         """Stop this process by its own pid: SIGTERM, then SIGKILL."""
         self.close_stdin()
@@ -202,12 +216,7 @@ class ProcSet:
                 p.send(input)
             except BrokenPipeError:
                 pass
-        p.close_stdin()
-        rc = p.wait(timeout)
-        if rc is None:
-            p.stop()
-            pytest.fail(f"{p} still running after {timeout}s; output:\n{p.text()}")
-        return rc, p.text()
+        return p.finish(timeout)
 
     def start_server(self, make_argv, name=None, attempts=3, env=None):
         """Start a server that listens on the port given to make_argv(port), on a free
@@ -272,6 +281,23 @@ class Probe:
         rc, out = self.procs.run([self.path, "client", "--connect", f"{host}:{port}",
                                   "--timeout", str(self.timeout), *args], name="probe-client")
         return rc, KV(out)
+
+
+def must_have(cond, msg):
+    """Skip (or fail under CI) when a precondition of the machine is missing."""
+    if cond:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(msg + " (CI is set)")
+    pytest.skip(msg)
+
+
+def executable_from_env(var, what):
+    """The absolute path of the program |what| that ctest names in $|var|."""
+    path = os.environ.get(var)
+    must_have(path and os.access(path, os.X_OK),
+              f"{var}={path!r} is not an executable {what} (run through ctest)")
+    return str(Path(path).resolve())
 
 
 @pytest.fixture(scope="session")

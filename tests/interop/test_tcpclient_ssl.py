@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RUN_TIMEOUT
+from conftest import RUN_TIMEOUT, executable_from_env, must_have
 from test_starttls_peers import dovecot, instdir, postfix  # noqa: F401 (fixtures)
 
 HERE = Path(__file__).resolve().parent
@@ -41,20 +41,9 @@ PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 WAIT = 10
 
 
-def must_have(cond, msg):
-    if cond:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(msg + " (CI is set)")
-    pytest.skip(msg)
-
-
 @pytest.fixture(scope="module")
 def tcs():
-    path = os.environ.get("MAILTLS_TCPCLIENT_SSL")
-    must_have(path and os.access(path, os.X_OK),
-              f"MAILTLS_TCPCLIENT_SSL={path!r} is not an executable tcpclient-ssl (run through ctest)")
-    return str(Path(path).resolve())
+    return executable_from_env("MAILTLS_TCPCLIENT_SSL", "tcpclient-ssl")
 
 
 class Result:

@@ -40,23 +40,12 @@ def s_client_start(procs, openssl, port, *args):
                        name="s_client", stdin=True)
 
 
-def finish(p, timeout=20):
-    """Close the client's stdin (s_client / gnutls-cli end the session at EOF), wait for
-    it to end; returns (exit status, output)."""
-    p.close_stdin()
-    rc = p.wait(timeout)
-    if rc is None:
-        p.stop()
-        pytest.fail(f"{p} still running after {timeout}s; output:\n{p.text()}")
-    return rc, p.text()
-
-
 def s_client(procs, openssl, port, *args, until=GREETING):
     """openssl s_client against our server: waits until |until| shows (by default our
     greeting, so the whole handshake and any TLS 1.3 tickets were read) or s_client ends."""
     p = s_client_start(procs, openssl, port, *args)
     p.wait_for(until)
-    return finish(p)
+    return p.finish()   # s_client ends the session at EOF on its stdin
 
 
 def greeting(out):
@@ -203,7 +192,7 @@ def test_server_refuses_renegotiation(probe, openssl, pki):
     except BrokenPipeError:
         pass
     p.wait_for(r"^after-R\r?$", timeout=2, since=mark)
-    rc, out = finish(p)
+    rc, out = p.finish()
     res = srv.result()
     after = out[mark:]
     assert "RENEGOTIATING" in after, out
@@ -299,7 +288,7 @@ def test_server_with_gnutls_cli(probe, need, pki, trusted):
     if p.wait_for(GREETING):
         p.send("ping\n")
         p.wait_for(r"^ping\r?$", timeout=5)
-    rc, out = finish(p)
+    rc, out = p.finish()
     res = srv.result()
     if trusted:
         assert rc == 0, out

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ProcSet
+from conftest import ProcSet, executable_from_env, must_have  # noqa: F401 (must_have: for the test modules)
 
 HERE = Path(__file__).resolve().parent
 STANDINS = HERE / "standins"
@@ -42,23 +42,11 @@ GREETING = r"(?:^|\s)220 host ESMTP\r?$"
 WAIT = 10           # seconds: the bound of every wait for a log line, record or reply
 
 
-def must_have(cond, msg):
-    """Skip (or fail under CI) when a precondition of the machine is missing."""
-    if cond:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(msg + " (CI is set)")
-    pytest.skip(msg)
-
-
 # --------------------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="module")
 def tss():
-    path = os.environ.get("MAILTLS_TCPSERVER_SSL")
-    must_have(path and os.access(path, os.X_OK),
-              f"MAILTLS_TCPSERVER_SSL={path!r} is not an executable tcpserver-ssl (run through ctest)")
-    return str(Path(path).resolve())
+    return executable_from_env("MAILTLS_TCPSERVER_SSL", "tcpserver-ssl")
 
 
 @pytest.fixture(scope="module")
