@@ -18,12 +18,12 @@ prog=deps.sh
 # Installed without Recommends, so what the tests need of those is named:
 # libc6-dev (gcc's C library headers), libnet-ssleay-perl (swaks --tls).
 # Also: iproute2 (tests in private network namespaces bring up lo) and
-# sslscan (a peer of the interop tests).
+# sslscan and testssl.sh (audit peers of the interop tests).
 packages="cmake gcc libc6-dev make pkg-config android-libboringssl-dev libcdb-dev
 libtool libtool-bin openssl gnutls-bin swaks curl postfix dovecot-imapd dovecot-pop3d
 python3 python3-dev python3-pytest python3-cryptography python3-trustme swig
 clang-14 libclang-rt-14-dev ucspi-tcp valgrind file binutils procps iproute2
-libnet-ssleay-perl sslscan"
+libnet-ssleay-perl sslscan testssl.sh"
 
 if [ "$(id -u)" != 0 ]; then
 	echo "$prog: fatal: must run as root (it installs packages with apt-get)" >&2
