@@ -265,9 +265,4 @@ def s_client(work, openssl, port, *args, until=GREETING, timeout=WAIT):
     p = work.procs.start([openssl, "s_client", "-connect", f"127.0.0.1:{port}", *args], name="s_client",
                          stdin=True)
     p.wait_for(until, timeout=timeout)
-    p.close_stdin()
-    rc = p.wait(timeout)
-    if rc is None:
-        p.stop()
-        pytest.fail(f"s_client still running:\n{p.text()}")
-    return rc, p.text()
+    return p.finish(timeout)
