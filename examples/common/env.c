@@ -33,17 +33,18 @@ void ucspi_put_block(const char *b, size_t len)
 
 void ucspi_drop_ssl_vars(void)
 {
-	char name[256];
 	unsetenv("SSLCTLFD");
 	unsetenv("SSLREADFD");
 	unsetenv("SSLWRITEFD");
 	for (size_t i = 0; environ[i];) {
 		const char *eq = strchr(environ[i], '=');
 		size_t n = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
-		if (!strncmp(environ[i], "SSL_", 4) && n < sizeof name) {
-			memcpy(name, environ[i], n);
-			name[n] = 0;
+		if (!strncmp(environ[i], "SSL_", 4)) {
+			char *name = strndup(environ[i], n);
+			if (!name)
+				fatal(111, "out of memory");
 			unsetenv(name);
+			free(name);
 			continue;
 		}
 		i++;

@@ -15,11 +15,9 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,176 +26,22 @@
 #include "rules.h"
 #include "tcpserver-ssl.h"
 
-extern char **environ;
-
-static void setenv_or_die(const char *name, const char *value)
-{
-	if (setenv(name, value, 1) < 0)
-		fatal(111, "out of memory");
-}
-
-static void set_var(const char *proto, const char *suffix, const char *value)
-{
-	char name[32];
-	snprintf(name, sizeof name, "%s%s", proto, suffix);
-	if (value)
-		setenv_or_die(name, value);
-	else
-		unsetenv(name);
-}
-
-/* tcpserver's variables.  For an IPv6 client the IPv6 patch sets
- * PROTO=TCP6 and each variable under both names, TCP6* and TCP* (qmail-smtpd
- * and rblsmtpd read TCPREMOTEIP). */
-static void tcp_env(const struct conninfo *ci, const char *lhost, const char *rhost, const char *rinfo)
-{
-	static const char *const protos[] = { "TCP", "TCP6" };
-	char lport[16], rport[16];
-	snprintf(lport, sizeof lport, "%u", ci->localport);
-	snprintf(rport, sizeof rport, "%u", ci->remoteport);
-	setenv_or_die("PROTO", protos[ci->v6]);
-	for (int i = 0; i <= ci->v6; i++) {
-		set_var(protos[i], "LOCALHOST", lhost);
-		set_var(protos[i], "LOCALIP", ci->localip);
-		set_var(protos[i], "LOCALPORT", lport);
-		set_var(protos[i], "REMOTEHOST", rhost);
-		set_var(protos[i], "REMOTEIP", ci->remoteip);
-		set_var(protos[i], "REMOTEPORT", rport);
-		set_var(protos[i], "REMOTEINFO", rinfo);
-	}
-}
-
-/* "NAME=value\0..." blocks (rules, TLS facts) into the environment. */
-static void put_block(const char *b, size_t len)
-{
-	const char *end = b + len;
-	while (b < end && *b) {
-		size_t n = strnlen(b, (size_t)(end - b));
-		const char *eq = memchr(b, '=', n);
-		char name[256];
-		if (eq && (size_t)(eq - b) < sizeof name && eq != b) {
-			memcpy(name, b, (size_t)(eq - b));
-			name[eq - b] = 0;
-			setenv_or_die(name, eq + 1);
-		}
-		b += n + 1;
-	}
-}
-
-/* Only the TLS layer says what SSL_* and the UCSPI-TLS descriptors mean:
- * whatever the server's own environment or a rule set under those names
- * goes first (a program must not write its TLS request to a descriptor
- * someone else named). */
-static void drop_ssl_vars(void)
-{
-	char name[256];
-	unsetenv("SSLCTLFD");
-	unsetenv("SSLREADFD");
-	unsetenv("SSLWRITEFD");
-	for (size_t i = 0; environ[i];) {
-		const char *eq = strchr(environ[i], '=');
-		size_t n = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
-		if (!strncmp(environ[i], "SSL_", 4) && n < sizeof name) {
-			memcpy(name, environ[i], n);
-			name[n] = 0;
-			unsetenv(name);
-			continue;
-		}
-		i++;
-	}
-}
-
-static void tls_env(struct mailtls *s)
-{
-	ssize_t n = mailtls_env(s, NULL, 0);
-	char *b = n > 0 ? malloc((size_t)n) : NULL;
-	if (!b || mailtls_env(s, b, (size_t)n) != n)
-		fatal(111, "out of memory");
-	put_block(b, (size_t)n);
-	free(b);
-}
-
 static void log_tls(struct mailtls *s)
 {
-	char client[600];
-	const char *sni = mailtls_servername(s);
-	char esni[300];
+	char client[600], esni[300];
 	if (!log_verbose())
 		return;
-	if (!mailtls_peer_has_cert(s))
-		snprintf(client, sizeof client, "none");
-	else if (mailtls_peer_verified(s))
-		snprintf(client, sizeof client, "verified:%s", mailtls_peer_subject(s));
-	else
-		snprintf(client, sizeof client, "unverified:%s",
-		    mailtls_errcode_name(mailtls_peer_verify_result(s)));
-	if (!sni || mailtls_escape(esni, sizeof esni, sni, strlen(sni)) < 0)
-		snprintf(esni, sizeof esni, "-");
+	ucspi_tls_desc(s, client, sizeof client, esni, sizeof esni);
 	log_status("tls %ld %s %s sni=%s client=%s%s", (long)getpid(), mailtls_protocol(s),
 	    mailtls_cipher(s), esni, client, mailtls_session_reused(s) ? " resumed" : "");
 }
 
-/* Starts the program with |in| as its fd 0 and |out| as fd 1, by
- * posix_spawn, whose cost does not grow with this process's size.  Every
- * other descriptor of this process is close-on-exec, except the UCSPI-TLS
- * ends meant for the program (-y). */
-static pid_t start_prog(char **prog, int in, int out)
-{
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t def, none;
-	pid_t pid;
-	int e;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, in, 0);
-	posix_spawn_file_actions_adddup2(&fa, out, 1);
-	posix_spawnattr_init(&at);
-	sigemptyset(&def);
-	sigaddset(&def, SIGPIPE);
-	sigemptyset(&none);
-	posix_spawnattr_setsigdefault(&at, &def);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-	e = posix_spawnp(&pid, prog[0], &fa, &at, prog, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	if (e) {
-		errno = e;
-		return -1;
-	}
-	return pid;
-}
-
 static pid_t start_prog_or_die(const struct opts *o, int in, int out)
 {
-	pid_t pid = start_prog(o->prog, in, out);
+	pid_t pid = ucspi_spawn(o->prog, in, out, 0);
 	if (pid < 0)
 		fatal(111, "unable to run %s: %s", o->prog[0], strerror(errno));
 	return pid;
-}
-
-/* Pass the program's end on as this process's own: its exit code, or its
- * signal (without a core file of ours). */
-static void exit_like(int st)
-{
-	if (WIFSIGNALED(st)) {
-		struct rlimit rl = { 0, 0 };
-		int sig = WTERMSIG(st);
-		setrlimit(RLIMIT_CORE, &rl);
-		signal(sig, SIG_DFL);
-		raise(sig);
-	}
-	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 111);
-}
-
-/* Waits for the program, however long it takes, and exits as it did. */
-static void wait_and_exit_like(pid_t pid)
-{
-	int st;
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			_exit(111);
-	exit_like(st);
 }
 
 /* After a failure once the program runs: SIGTERM (before the program
@@ -264,7 +108,7 @@ static void relay_and_exit_like(struct mailtls *s, int rfd, int wfd, int sock, p
 		close(rfd);
 	mailtls_free(s);
 	close(sock);
-	wait_and_exit_like(pid);
+	ucspi_exit_like(ucspi_wait(pid));
 }
 
 static void run_plain(const struct opts *o, struct conninfo *ci)
@@ -286,7 +130,7 @@ static void run_tls(const struct opts *o, struct mailtls_config *cfg, struct con
 		fatal(111, "unable to make a TLS session: %s", strerror(errno));
 	if (handshake(o, s) < 0)
 		_exit(111);
-	tls_env(s);
+	ucspi_tls_env(s);
 	if (tls_established(s, cfg) < 0)
 		_exit(111);
 	if (o->banner && mailtls_timeoutwrite(o->hs_timeout, s, o->banner, strlen(o->banner)) < 0)
@@ -351,7 +195,7 @@ static void run_ucspitls(const struct opts *o, struct mailtls_config *cfg, struc
 	n = mailtls_ucspitls_env(&u, env, sizeof env);
 	if (n < 0)
 		fatal(111, "out of memory");
-	put_block(env, (size_t)n);
+	ucspi_put_block(env, (size_t)n);
 	if (!(s = mailtls_server(cfg, ci->fd, ci->fd)))
 		fatal(111, "unable to make a TLS session: %s", strerror(errno));
 	pid = start_prog_or_die(o, ci->fd, ci->fd);
@@ -365,7 +209,7 @@ static void run_ucspitls(const struct opts *o, struct mailtls_config *cfg, struc
 		mailtls_config_free(cfg);
 		mailtls_ucspitls_close_ours(&u);
 		close(ci->fd);
-		wait_and_exit_like(pid);
+		ucspi_exit_like(ucspi_wait(pid));
 	}
 	/* The program now reads SSLREADFD and writes SSLWRITEFD: what still
 	 * comes on the socket is the client's TLS (bytes it sent after the
@@ -430,7 +274,7 @@ static void run_proxy(const struct opts *o, struct mailtls_config *cfg, struct c
 		mailtls_proxy_free(px);
 		mailtls_free(s);
 		close(ci->fd);
-		wait_and_exit_like(pid);
+		ucspi_exit_like(ucspi_wait(pid));
 	}
 	code = mailtls_errcode(s);
 	if (!arg.tls && code != MAILTLS_E_INJECTION && code != MAILTLS_E_PROTOCOL && code != MAILTLS_E_SYSTEM)
@@ -482,11 +326,11 @@ void conn_serve(const struct opts *o, struct mailtls_config *cfg, struct conninf
 	log_status("%s %ld %s", deny ? "deny" : "ok", (long)getpid(), where);
 	if (deny)
 		_exit(100);
-	tcp_env(ci, lh, rh, ri);
+	ucspi_tcp_env(ci, lh, rh, ri);
 	if (found > 0 && rr.env)
-		put_block(rr.env, rr.envlen);
+		ucspi_put_block(rr.env, rr.envlen);
 	rules_result_free(&rr);
-	drop_ssl_vars();
+	ucspi_drop_ssl_vars();
 	if (o->tls && o->sni_strict)
 		mailtls_config_set_sni_strict(cfg, 1);
 	if (o->tls && o->proxy)

@@ -2,6 +2,7 @@
  * privileges are dropped), the listening socket, then the accept loop.
  * See tcpserver-ssl.1 for the interface. */
 #include <errno.h>
+#include <limits.h>
 #include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,13 +29,8 @@ static void usage(void)
 
 static unsigned long number(const char *s, unsigned long min)
 {
-	char *end;
 	unsigned long n;
-	if (!s || *s < '0' || *s > '9')
-		usage();
-	errno = 0;
-	n = strtoul(s, &end, 10);
-	if (*end || errno || n < min)
+	if (ucspi_number(s, min, ULONG_MAX, NULL, &n) < 0)
 		usage();
 	return n;
 }
