@@ -396,6 +396,45 @@ def proxy():
 TARGETS.update({"proxy": proxy})
 
 
+# ---------------------------------------------------------------- proxy_run
+def proxy_run():
+    SMTP, POP3, IMAP, REQ = 0, 1, 2, 4
+    C, P = 1, 0
+
+    def script(*ps):
+        return b"\xff".join(bytes([who]) + p.encode("latin-1").replace(b"\xff", b"\xff\xff") for who, p in ps)
+    ehlo = "250-mx.example.org\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 8BITMIME\r\n"
+    seeds = {
+        "smtp-starttls": (SMTP, [(P, "220 mx ESMTP\r\n"), (C, "EHLO x\r\n"), (P, ehlo), (C, "STARTTLS\r\n")]),
+        # security.md S1: a command behind STARTTLS in one segment
+        "smtp-injection-s1": (SMTP, [(P, "220 mx\r\n"), (C, "EHLO x\r\n"), (P, ehlo), (C, "STARTTLS\r\nRSET\r\n")]),
+        "smtp-injection-s1-mail": (SMTP, [(P, "220 mx\r\n"), (C, "EHLO x\r\nSTARTTLS\r\nMAIL FROM:<a@b>\r\n"), (P, ehlo)]),
+        # S2: the injected bytes come later, after the check: they reach the TLS engine
+        "smtp-injection-s2": (SMTP, [(P, "220 mx\r\n"), (C, "EHLO x\r\n"), (P, ehlo), (C, "STARTTLS\r\n"), (C, "RSET\r\n")]),
+        "smtp-half-line": (SMTP, [(P, "220 mx\r\n"), (C, "EHLO x\r\n"), (P, ehlo), (C, "STARTTLS\r\nRS")]),
+        "smtp-pipelined-ehlo": (SMTP, [(P, "220 mx\r\n"), (C, "EHLO x\r\nSTARTTLS\r\n"), (P, ehlo)]),
+        "smtp-split-lines": (SMTP, [(P, "22"), (P, "0 mx\r\n"), (C, "EH"), (C, "LO x\r"), (C, "\n"), (P, ehlo),
+                                    (C, "STAR"), (C, "TTLS\r\n")]),
+        "smtp-data": (SMTP, [(P, "220 mx\r\n"), (C, "EHLO x\r\n"), (P, ehlo), (C, "MAIL FROM:<a@b>\r\n"), (P, "250 ok\r\n"),
+                             (C, "RCPT TO:<c@d>\r\n"), (P, "250 ok\r\n"), (C, "DATA\r\n"), (P, "354 go\r\n"),
+                             (C, "STARTTLS\r\n.\r\n"), (P, "250 queued\r\n"), (C, "QUIT\r\n"), (P, "221 bye\r\n")]),
+        "smtp-require-tls": (SMTP | REQ, [(P, "220 mx\r\n"), (C, "MAIL FROM:<a@b>\r\n"), (C, "EHLO x\r\n"), (P, ehlo),
+                                          (C, "STARTTLS\r\n")]),
+        "smtp-overlong": (SMTP, [(P, "220 mx\r\n"), (C, "EHLO " + "x" * 1100 + "\r\n")]),
+        "smtp-program-ends": (SMTP, [(P, "220 mx\r\n"), (C, "QUIT\r\n"), (P, "221 bye\r\n")]),
+        "pop3-stls": (POP3, [(P, "+OK ready\r\n"), (C, "CAPA\r\n"), (P, "-ERR no\r\n"), (C, "STLS\r\n")]),
+        "pop3-injection": (POP3, [(P, "+OK ready\r\n"), (C, "STLS\r\nUSER a\r\n")]),
+        "imap-starttls": (IMAP, [(P, "* OK [CAPABILITY IMAP4rev1] ready\r\n"), (C, "a STARTTLS\r\n")]),
+        "imap-injection": (IMAP, [(P, "* OK ready\r\n"), (C, "a STARTTLS\r\nb NOOP\r\n")]),
+        "imap-literal": (IMAP, [(P, "* OK ready\r\n"), (C, "a APPEND x {12+}\r\nb STARTTLS\r\n"), (C, "c STARTTLS\r\n")]),
+    }
+    for name, (h, ps) in seeds.items():
+        write("proxy_run", name, bytes([h]) + script(*ps))
+
+
+TARGETS.update({"proxy_run": proxy_run})
+
+
 if __name__ == "__main__":
     for t in sys.argv[1:] or TARGETS:
         TARGETS[t]()
