@@ -251,9 +251,18 @@ int __wrap_mt_handshake_step(struct mailtls *s)
 	for (off = 0, g = 0; off < H.gplen;) {
 		const char *nl = memchr(H.got_prog + off, '\n', H.gplen - off);
 		size_t tl = nl ? (size_t)(nl - (H.got_prog + off)) + 1 : H.gplen - off;
-		while (g < li && !(H.line_len[g] + 2 == tl && !memcmp(H.cs + H.line_off[g], H.got_prog + off, tl - 2) &&
-		                    !memcmp(H.got_prog + off + tl - 2, "\r\n", 2)))
-			g++;
+		if (!nl) {
+			/* A line cut by a partial write: a prefix of a client line. */
+			while (g < li && !(tl < H.line_len[g] + 2 &&
+			                    !memcmp(H.cs + H.line_off[g], H.got_prog + off, tl < H.line_len[g] ? tl : H.line_len[g]) &&
+			                    (tl <= H.line_len[g] || H.got_prog[off + tl - 1] == '\r')))
+				g++;
+		} else {
+			while (g < li && !(H.line_len[g] + 2 == tl &&
+			                    !memcmp(H.cs + H.line_off[g], H.got_prog + off, tl - 2) &&
+			                    !memcmp(H.got_prog + off + tl - 2, "\r\n", 2)))
+				g++;
+		}
 		FUZZ_CHECK(g < li, "the program got \"%.*s\", which is no client line before STARTTLS", (int)tl,
 		    H.got_prog + off);
 		g++;
