@@ -292,7 +292,13 @@ int mt_handshake_step(struct mailtls *s)
 	r = SSL_do_handshake(s->ssl);
 	if (r == 1)
 		return after_handshake(s);
-	return mt_ssl_result(s, r, "handshake");
+	r = mt_ssl_result(s, r, "handshake");
+	if (r == 0) {
+		/* close_notify before the handshake ended: no session, not a success. */
+		mt_seterr(s, MAILTLS_E_TLS, "handshake: the peer closed the connection before the handshake was done");
+		return -1;
+	}
+	return r;
 }
 
 int mailtls_handshake(struct mailtls *s)
