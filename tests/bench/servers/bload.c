@@ -464,7 +464,7 @@ static void mode_poll(int hold)
 	double start = now(), t_meas = start + warm, t_end = t_meas + secs;
 	double *lat = NULL;
 	size_t nlat = 0, latcap = 0;
-	unsigned long counted = 0, held = 0, started = 0;
+	unsigned long counted = 0, held = 0, started = 0, all = 0;
 	int measuring = 0, inflight = 0;
 	if (!c || !evs)
 		die("out of memory");
@@ -552,6 +552,7 @@ static void mode_poll(int hold)
 				held++;
 				continue;
 			}
+			all++;
 			if (measuring && now() < t_end) {
 				counted++;
 				if (nlat == latcap) {
@@ -579,8 +580,8 @@ static void mode_poll(int hold)
 		double el = now() - t_meas;
 		if (el > secs)
 			el = secs;
-		printf("RESULT %s rate conns=%lu secs=%.2f rate=%.1f p50_us=%.0f p99_us=%.0f errors=%lu\n",
-		    label, counted, el, counted / el, quant(lat, nlat, 0.5), quant(lat, nlat, 0.99), errors);
+		printf("RESULT %s rate conns=%lu secs=%.2f rate=%.1f p50_us=%.0f p99_us=%.0f errors=%lu all=%lu\n",
+		    label, counted, el, counted / el, quant(lat, nlat, 0.5), quant(lat, nlat, 0.99), errors, all);
 	}
 	for (int i = 0; i < nslots; i++)
 		if (c[i].state != S_IDLE)

@@ -5,7 +5,7 @@
 # start, a connection that fails, bytes lost).
 #
 # usage: tests/bench/servers/run.sh [--quick] [--install] [--no-pin] [--only LIST]
-#                                   [--wait-quiet SECS] [BUILD_DIR]
+#                                   [--wait-quiet SECS] [--tries N] [BUILD_DIR]
 #
 #   BUILD_DIR   a built tree (default ./build): BUILD_DIR/libmailtls/libmailtls.so
 #               and BUILD_DIR/examples/tcpserver-ssl/tcpserver-ssl; best Release
@@ -16,6 +16,9 @@
 #   --only LIST comma-separated subset of: plain,stunnel,hitch,socat,tss,floor
 #   --wait-quiet SECS  before a full run, wait at most SECS (default 300) for
 #               the machine to be idle (both CPUs under 5 % busy for a second)
+#   --tries N   run a measurement at most N times (default 3) while other work
+#               on the machine took more than 5 % of a CPU during it, each
+#               after waiting (at most 30 s) for a quiet second; 1: no waits
 #
 # Per server, one after another, the same program (bprog) per connection:
 #   rate   connections/s (TLS: full TLS 1.3 handshakes/s), 64 clients at once;
@@ -34,6 +37,7 @@ set -eu
 
 quick=0
 quiet_wait=300
+tries=3
 pin=1
 install=0
 only=plain,stunnel,hitch,socat,tss,floor
@@ -45,7 +49,8 @@ while [ $# -gt 0 ]; do
 	--install) install=1 ;;
 	--only) only=$2; shift ;;
 	--wait-quiet) quiet_wait=$2; shift ;;
-	-h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+	--tries) tries=$2; shift ;;
+	-h|--help) sed -n '2,35p' "$0"; exit 0 ;;
 	-*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	*) build=$1 ;;
 	esac
@@ -191,12 +196,14 @@ snap() {
 			while (q > 2 && n < 200) { if (q == me) { m = 1; break }; q = pp[q]; n++ }
 			if (!m && q != 2 && p != 2) print p, st[p], t[p] } }' >"$1"
 }
-# foreign FILE0 FILE1 SECS: the CPUs' worth of time other work took between two snaps.
+# foreign FILE0 FILE1 SECS: the CPUs' worth of time other work took between
+# two snaps: the sum of the second minus the sum of the first (the time of a
+# process that ended in between moved to its reaper's cutime).
 foreign() {
 	awk -v secs="$3" -v hz="$(getconf CLK_TCK)" '
-		NR == FNR { a[$1 " " $2] = $3; next }
-		{ k = $1 " " $2; d = $3 - ((k in a) ? a[k] : 0); if (d > 0) s += d }
-		END { printf "%.2f", (secs > 0 ? s / hz / secs : 0) }' "$1" "$2"
+		NR == FNR { s -= $3; next }
+		{ s += $3 }
+		END { if (s < 0) s = 0; printf "%.2f", (secs > 0 ? s / hz / secs : 0) }' "$1" "$2"
 }
 # clean CMD...: runs a bload measurement; in a full run it first waits (at
 # most 30 s) for a quiet second, and runs it again, up to 3 times in all,
@@ -206,21 +213,26 @@ clean() {
 	a=0
 	while :; do
 		a=$((a + 1))
-		[ "$quick" = 1 ] || wait_quiet 30 >/dev/null
+		[ "$quick" = 1 ] || [ "$tries" -le 1 ] || wait_quiet 30 >/dev/null
 		cpu_snap "$tmp/cpu"
 		snap "$tmp/f0"
+		# shellcheck disable=SC2086
+		s0=$(cpu_of $roots)
 		c0=$(date +%s.%N)
 		res=$("$@")
 		c1=$(date +%s.%N)
+		sleep 0.3   # the last connections' processes end and are reaped
+		# shellcheck disable=SC2086
+		s1=$(cpu_of $roots)
 		snap "$tmp/f1"
 		busy=$(cpu_busy "$tmp/cpu")
 		fr=$(foreign "$tmp/f0" "$tmp/f1" "$(echo "$c0 $c1" | awk '{ print $2 - $1 }')")
-		if [ "$quick" = 1 ] || [ $a -ge 3 ] || echo "$fr" | awk '{ exit !($1 < 0.05) }'; then
+		if [ "$quick" = 1 ] || [ $a -ge "$tries" ] || echo "$fr" | awk '{ exit !($1 < 0.05) }'; then
 			break
 		fi
 		echo "  (other work took $fr of a CPU during: $res; again)" >&2
 	done
-	echo "$res$busy foreign_cpu=$fr tries=$a" | tee -a "$out"
+	echo "$res$busy foreign_cpu=$fr server_cpu=$(echo "$s0 $s1" | awk '{ printf "%.2f", $2 - $1 }') tries=$a" | tee -a "$out"
 }
 
 # tree ROOTS...: the pids of ROOTS and all their descendants, except the
@@ -231,6 +243,19 @@ tree() {
 		{ pp[$1] = $2; cm[$1] = $3 }
 		END { do { ch = 0; for (p in pp) if (!(p in keep) && (pp[p] in keep)) { keep[p] = 1; ch = 1 } } while (ch)
 		      for (p in keep) if ((p in cm) && cm[p] !~ /^bprog/) print p }'
+}
+# cpu_of ROOTS...: the CPU seconds the trees of ROOTS have used, the
+# per-connection programs included: utime + stime + cutime + cstime of every
+# live process (a finished process's time is in its reaper's cutime).
+cpu_of() {
+	ps -e -o pid=,ppid= | awk -v roots="$*" '
+		BEGIN { n = split(roots, r, " "); for (i = 1; i <= n; i++) keep[r[i]] = 1 }
+		{ pp[$1] = $2 }
+		END { do { ch = 0; for (p in pp) if (!(p in keep) && (pp[p] in keep)) { keep[p] = 1; ch = 1 } } while (ch)
+		      for (p in keep) print "/proc/" p "/stat" }' | xargs cat 2>/dev/null | awk -v hz="$(getconf CLK_TCK)" '
+		{ i = length($0); while (i > 0 && substr($0, i, 1) != ")") i--
+		  split(substr($0, i + 2), f, " "); s += f[12] + f[13] + f[14] + f[15] }
+		END { printf "%.2f", s / hz }'
 }
 # pss ROOTS...: "KIB NPROC" summed over tree ROOTS.
 pss() {
@@ -287,6 +312,7 @@ measure() {
 	# shellcheck disable=SC2086
 	$C "$bload" hold -p "$m_port" $P -l "$label" -n $hold_n -c 64 -t 120 >"$tmp/hold.out" 2>"$tmp/hold.err" &
 	hp=$!
+	: >>"$tmp/hold.out"
 	i=0
 	while [ $i -lt 600 ] && ! grep -q '^HELD' "$tmp/hold.out" && kill -0 $hp 2>/dev/null; do
 		sleep 0.1; i=$((i + 1))
@@ -468,6 +494,15 @@ if ("floor", "lat") in res:
     names.append("floor")
 
 def val(n, m, k):
+    if k == "per_cpu":
+        # per second of server CPU (wrapper and program): connections, or MB
+        v = []
+        for r in res.get((n, m), []):
+            c = r.get("server_cpu")
+            w = r.get("all") if m == "rate" else (r.get("bytes", 0) / 1e6 if m in ("up", "down") else None)
+            if isinstance(c, float) and c > 0 and isinstance(w, float):
+                v.append(w / c)
+        return statistics.median(v) if v else None
     v = [r[k] for r in res.get((n, m), []) if isinstance(r.get(k), float)]
     return statistics.median(v) if v else None
 
@@ -476,12 +511,16 @@ rows = [("conns/s, 64 clients (TLS: full handshakes/s)", "", "rate", "rate", "%.
         ("  client CPU 1 busy", "", "rate", "cpu1_busy", "%.2f", None, 1),
         ("  server CPU 0 busy", "", "rate", "cpu0_busy", "%.2f", None, 1),
         ("  p50 time per connection under that load, ms", "", "rate", "p50_us", "%.1f", None, 1e-3),
+        ("  per second of server CPU (wrapper + program)", "", "rate", "per_cpu", "%.0f", "hi", 1),
         ("1 client: connect+handshake+greeting p50, us", "", "lat", "p50_us", "%.0f", "lo", 1),
         ("  p99, us", "", "lat", "p99_us", "%.0f", None, 1),
         ("same with the glibc program: conns/s", ".libc", "rate", "rate", "%.0f", "hi", 1),
+        ("  per second of server CPU", ".libc", "rate", "per_cpu", "%.0f", "hi", 1),
         ("  1 client p50, us", ".libc", "lat", "p50_us", "%.0f", "lo", 1),
         ("upload MB/s (median)", "", "up", "mbps", "%.0f", "hi", 1),
+        ("  MB per second of server CPU", "", "up", "per_cpu", "%.0f", "hi", 1),
         ("download MB/s (median)", "", "down", "mbps", "%.0f", "hi", 1),
+        ("  MB per second of server CPU", "", "down", "per_cpu", "%.0f", "hi", 1),
         ("64-byte round trip p50, us", "", "rtt", "p50_us", "%.1f", "lo", 1),
         ("  p99, us", "", "rtt", "p99_us", "%.1f", "lo", 1),
         ("PSS per idle connection, KiB (wrapper only)", "", "mem", "kib_per_conn", "%.1f", "lo", 1),
