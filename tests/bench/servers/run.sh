@@ -9,7 +9,7 @@
 #
 #   BUILD_DIR   a built tree (default ./build): BUILD_DIR/libmailtls/libmailtls.so
 #               and BUILD_DIR/examples/tcpserver-ssl/tcpserver-ssl; best Release
-#   --quick     smoke run, about 30 s: proves it all works, numbers meaningless
+#   --quick     smoke run, under a minute: proves it all works, numbers meaningless
 #   --install   apt-get install what is missing (stunnel4 hitch socat ucspi-tcp)
 #   --no-pin    do not pin (default: servers and their children on CPU 0,
 #               the load generator on CPU 1, with taskset)
@@ -29,6 +29,10 @@
 #   mem    200 idle connections held open: PSS (smaps_rollup) summed over the
 #          wrapper's processes, minus the same sum before, / 200; the
 #          per-connection program (bprog) is not counted
+# Then rate and lat again with bprog built as an ordinary glibc program, and
+# one-client latency against "floor", libmailtls's handshake in one process.
+# Each measurement also reports the server tree's CPU time (server_cpu) and
+# the CPU time other processes used meanwhile (foreign_cpu).
 # Builds bload (the client, on mailtls.h only) and bprog with cc into a
 # temporary directory, makes a throwaway ECDSA P-256 certificate there, runs
 # every server in the foreground from its own configuration there, and stops
@@ -50,7 +54,7 @@ while [ $# -gt 0 ]; do
 	--only) only=$2; shift ;;
 	--wait-quiet) quiet_wait=$2; shift ;;
 	--tries) tries=$2; shift ;;
-	-h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,39p' "$0"; exit 0 ;;
 	-*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	*) build=$1 ;;
 	esac
@@ -361,7 +365,13 @@ measure_exec() {
 	sleep 1
 }
 
-ports() { echo $((base + $1)); }
+# ports N: a port that nothing listens on now, from base + N on (other
+# programs on the machine may have taken one since the start).
+ports() {
+	pp=$((base + $1))
+	while ! "$bload" free -p $pp; do pp=$((pp + 10)); done
+	echo $pp
+}
 has() { case ",$only," in *",$1,"*) return 0 ;; esac; return 1; }
 
 # serve NAME PROG: starts server NAME with PROG as the per-connection
