@@ -53,8 +53,8 @@ from tss_util import (DUMPER, GREETING, PROG, SMTPD, WAIT, must_have, read_to_cl
                       read_until, s_client, tls_connect, tss, tss_server, user, work)
 
 CHECK_SECS = 2                  # the loader's look at the files (main.c RENEW_CHECK_SECS)
-RENEW_WAIT = 6                  # seconds from the new files to new connections seeing them
-REFUSE_WAIT = CHECK_SECS + 5 + 5   # a poll, five reads one second apart, and slack
+RENEW_WAIT = 10                 # seconds from the new files to new connections seeing them
+REFUSE_WAIT = CHECK_SECS + 5 + 15  # a poll, five reads one second apart, and slack for a loaded machine
 LOADED = rf"^{PROG}: renewed certificates loaded$"
 REFUSED = rf"^{PROG}: warning: renewed certificates refused, the old ones keep serving: (.*)$"
 
