@@ -135,7 +135,11 @@ else
 fi
 
 # Ports: a free block of eight.
-base=$((20000 + $$ % 20000))
+# Below the ephemeral range, where the clients' own sockets (thousands in
+# TIME_WAIT after a rate run) could hold the port.
+low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "$low" -gt 12000 ] || low=32768
+base=$((10000 + $$ % (low - 10200)))
 i=0
 while :; do
 	ok=1
