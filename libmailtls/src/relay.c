@@ -169,14 +169,16 @@ static int want_code(int w)
 }
 
 /* room returns the free space at the end of |b|, first moving the waiting
- * bytes to the start when that space is small, so reads get large
- * contiguous room.  (Moving bytes of a pending SSL_write is allowed:
+ * bytes to the start when that space is small and they are no more than
+ * what was consumed before them: each byte is then moved at most once,
+ * where moving a nearly full buffer after every small write would copy it
+ * again and again.  (Moving bytes of a pending SSL_write is allowed:
  * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER.) */
 static size_t room(struct rbuf *b)
 {
 	if (b->len == 0)
 		b->off = 0;
-	else if (b->off > 0 && RELAY_BUFSIZE - (b->off + b->len) < RELAY_BUFSIZE / 4) {
+	else if (b->off >= b->len && RELAY_BUFSIZE - (b->off + b->len) < RELAY_BUFSIZE / 4) {
 		memmove(b->p, b->p + b->off, b->len);
 		b->off = 0;
 	}
