@@ -59,6 +59,12 @@ void mt_px_client_str(struct mailtls_proxy *p, const char *s)
 	mt_px_client(p, s, strlen(s));
 }
 
+int mt_px_answer(struct mailtls_proxy *p, const char *text)
+{
+	mt_px_client_str(p, text);
+	return MAILTLS_PROXY_CONTINUE;
+}
+
 void mt_px_prog(struct mailtls_proxy *p, const char *s, size_t n)
 {
 	if (n > sizeof p->pout - p->poutlen)

@@ -77,6 +77,8 @@ MT_HIDDEN void mt_px_split(const char *p, size_t len, struct mt_px_line *l);
 /* Output (silently cut at the buffer's end, which the sizes above rule out). */
 MT_HIDDEN void mt_px_client(struct mailtls_proxy *p, const char *s, size_t n);
 MT_HIDDEN void mt_px_client_str(struct mailtls_proxy *p, const char *s);
+/* mt_px_answer answers the client with |text| itself; returns MAILTLS_PROXY_CONTINUE. */
+MT_HIDDEN int mt_px_answer(struct mailtls_proxy *p, const char *text);
 MT_HIDDEN void mt_px_prog(struct mailtls_proxy *p, const char *s, size_t n);
 
 /* The queue of commands sent to the program. */

@@ -11,8 +11,7 @@
 static int answer(struct mailtls_proxy *p, const char *tag, size_t taglen, const char *text)
 {
 	mt_px_client(p, tag, taglen);
-	mt_px_client_str(p, text);
-	return MAILTLS_PROXY_CONTINUE;
+	return mt_px_answer(p, text);
 }
 
 static int starttls(struct mailtls_proxy *p, const char *tag, size_t taglen, int arg, int more)

@@ -7,20 +7,14 @@
 #include "mailreply.h"
 #include "proxy.h"
 
-static int answer(struct mailtls_proxy *p, const char *text)
-{
-	mt_px_client_str(p, text);
-	return MAILTLS_PROXY_CONTINUE;
-}
-
 static int stls(struct mailtls_proxy *p, int more)
 {
 	if (p->tls)
-		return answer(p, "-ERR TLS already active\r\n");
+		return mt_px_answer(p, "-ERR TLS already active\r\n");
 	if (p->authed)
-		return answer(p, "-ERR STLS only in the AUTHORIZATION state\r\n");
+		return mt_px_answer(p, "-ERR STLS only in the AUTHORIZATION state\r\n");
 	if (p->user_sent)
-		return answer(p, "-ERR STLS not allowed after USER\r\n");
+		return mt_px_answer(p, "-ERR STLS not allowed after USER\r\n");
 	if (more) {
 		mt_px_client_str(p, "-ERR plaintext pipelined after STLS, closing\r\n");
 		return MAILTLS_PROXY_CLOSE;
@@ -58,7 +52,7 @@ int mt_px_pop3_client(struct mailtls_proxy *p, const struct mt_px_line *l, int m
 	if (!p->tls && (p->flags & MAILTLS_PROXY_REQUIRE_TLS) &&
 	    (mt_px_verb(l, "USER", NULL) || mt_px_verb(l, "PASS", NULL) || mt_px_verb(l, "APOP", NULL) ||
 	    mt_px_verb(l, "AUTH", NULL)))
-		return p->qlen ? MAILTLS_PROXY_WAIT : answer(p, "-ERR TLS required: use STLS first\r\n");
+		return p->qlen ? MAILTLS_PROXY_WAIT : mt_px_answer(p, "-ERR TLS required: use STLS first\r\n");
 	if (mt_px_verb(l, "CAPA", NULL))
 		kind = K_CAPA;
 	else if (mt_px_verb(l, "USER", NULL)) {

@@ -6,12 +6,6 @@
 #include "mailreply.h"
 #include "proxy.h"
 
-static int answer(struct mailtls_proxy *p, const char *text)
-{
-	mt_px_client_str(p, text);
-	return MAILTLS_PROXY_CONTINUE;
-}
-
 static int forward(struct mailtls_proxy *p, const struct mt_px_line *l, int kind)
 {
 	mt_px_prog(p, l->p, l->len);
@@ -22,13 +16,13 @@ static int forward(struct mailtls_proxy *p, const struct mt_px_line *l, int kind
 static int starttls(struct mailtls_proxy *p, int has_arg, int more)
 {
 	if (has_arg)
-		return answer(p, "501 5.5.4 Syntax error (STARTTLS takes no parameters)\r\n");
+		return mt_px_answer(p, "501 5.5.4 Syntax error (STARTTLS takes no parameters)\r\n");
 	if (p->tls)
-		return answer(p, "503 5.5.1 TLS already active\r\n");
+		return mt_px_answer(p, "503 5.5.1 TLS already active\r\n");
 	if (p->authed)
-		return answer(p, "503 5.5.1 STARTTLS not allowed after AUTH\r\n");
+		return mt_px_answer(p, "503 5.5.1 STARTTLS not allowed after AUTH\r\n");
 	if (p->in_mail)
-		return answer(p, "503 5.5.1 STARTTLS not allowed inside a mail transaction\r\n");
+		return mt_px_answer(p, "503 5.5.1 STARTTLS not allowed inside a mail transaction\r\n");
 	if (more) {
 		mt_px_client_str(p, "503 5.5.1 Plaintext pipelined after STARTTLS, closing\r\n");
 		return MAILTLS_PROXY_CLOSE;
@@ -69,10 +63,10 @@ int mt_px_smtp_client(struct mailtls_proxy *p, const struct mt_px_line *l, int m
 		return p->qlen ? MAILTLS_PROXY_WAIT : starttls(p, arg, more);
 	if (p->tls && p->need_ehlo && (mt_px_verb(l, "MAIL", NULL) || mt_px_verb(l, "RCPT", NULL) ||
 	    mt_px_verb(l, "DATA", NULL) || mt_px_verb(l, "AUTH", NULL) || mt_px_verb(l, "BDAT", NULL)))
-		return p->qlen ? MAILTLS_PROXY_WAIT : answer(p, "503 5.5.1 Send EHLO first (after STARTTLS)\r\n");
+		return p->qlen ? MAILTLS_PROXY_WAIT : mt_px_answer(p, "503 5.5.1 Send EHLO first (after STARTTLS)\r\n");
 	if (!p->tls && (p->flags & MAILTLS_PROXY_REQUIRE_TLS) &&
 	    (mt_px_verb(l, "MAIL", NULL) || mt_px_verb(l, "AUTH", NULL)))
-		return p->qlen ? MAILTLS_PROXY_WAIT : answer(p, "530 5.7.0 Must issue a STARTTLS command first\r\n");
+		return p->qlen ? MAILTLS_PROXY_WAIT : mt_px_answer(p, "530 5.7.0 Must issue a STARTTLS command first\r\n");
 	if (mt_px_verb(l, "EHLO", NULL) || mt_px_verb(l, "HELO", NULL)) {
 		p->need_ehlo = 0;
 		return forward(p, l, mt_px_verb(l, "EHLO", NULL) ? K_EHLO : K_HELO);
