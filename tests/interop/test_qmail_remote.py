@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, must_have
 
 TIMEOUT = 15
 
@@ -382,7 +382,7 @@ def test_ipv6_literal(qhome):
         ls = socket.socket(socket.AF_INET6)
         ls.bind(("::1", 0))
     except OSError:
-        pytest.skip("no IPv6 loopback")
+        must_have(False, "no IPv6 loopback")
     ls.listen(1)
     port = ls.getsockname()[1]
     (qhome / "control" / "smtproutes").write_text(f"example.test:[::1]:{port}\n")
@@ -628,14 +628,13 @@ def test_tls_truncated_after_final_dot(qhome, pki):
 def test_implicit_tls_port_465_route(qhome, pki):
     """smtproutes to port 465 means TLS at once.  The server binds a free port; the route says 465
     only when that port is free to bind (root), so this runs where it can."""
-    if os.geteuid() != 0:
-        pytest.skip("port 465 needs root")
+    must_have(os.geteuid() == 0, "port 465 needs root")
     try:
         ls = socket.socket()
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         ls.bind(("127.0.0.1", 465))
     except OSError:
-        pytest.skip("port 465 is taken")
+        must_have(False, "port 465 is taken")
     ls.listen(1)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(pki / "server-ec.pem", pki / "server-ec.key")

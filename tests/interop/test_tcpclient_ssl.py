@@ -503,11 +503,7 @@ def test_ucspitls_both_sides_with_tcpserver_ssl(client, procs, pki):
     UCSPI-TLS, each asks for the facts with Y, and both see the same session."""
     tss = os.environ.get("MAILTLS_TCPSERVER_SSL")
     must_have(tss and os.access(tss, os.X_OK), f"MAILTLS_TCPSERVER_SSL={tss!r} is not an executable tcpserver-ssl")
-    rc, out = procs.run([tss, "-y"], name="tcpserver-ssl-probe", timeout=WAIT)
-    if "-y is not available" in out:
-        pytest.skip("this tcpserver-ssl has no -y yet")
-    if not UCSPITLS_SMTPD.exists():
-        pytest.skip(f"{UCSPITLS_SMTPD} (the server-side UCSPI-TLS stand-in) is not there")
+    must_have(UCSPITLS_SMTPD.exists(), f"{UCSPITLS_SMTPD} (the server-side UCSPI-TLS stand-in) is not there")
     srv_rec = procs.logdir / "server-record.json"
     srv, port = procs.start_server(
         lambda port: [tss, "-y", "-RH", "-l0", "-n", str(pki / "server-ec-combined.pem"), "127.0.0.1", str(port),
