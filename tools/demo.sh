@@ -42,6 +42,23 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 111' HUP INT TERM
 
+# wait_port FILE SED-SCRIPT ERRFILE NAME: the port the server (pid $pid) prints,
+# read from FILE with SED-SCRIPT within 10 s; exits 111 if it never shows.
+wait_port() {
+	port=
+	i=0
+	while [ $i -lt 100 ]; do
+		port=$(sed -n "$2" "$1")
+		[ -n "$port" ] && return 0
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+		i=$((i + 1))
+	done
+	cat "$3" >&2
+	echo "$prog: fatal: $4 did not start" >&2
+	exit 111
+}
+
 echo "== 1. a throwaway certificate for localhost (openssl req, in $tmp)"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
 	-subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
@@ -53,20 +70,7 @@ echo
 echo "== 2. tls-hello serving TLS on 127.0.0.1 (port chosen by the kernel)"
 "$hello" -b 127.0.0.1 -p 0 -t 20 "$tmp/cert.pem" "$tmp/key.pem" >"$tmp/server.out" 2>"$tmp/server.err" &
 pid=$!
-port=
-i=0
-while [ $i -lt 100 ]; do
-	port=$(sed -n 's/^tls-hello: listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$tmp/server.out")
-	[ -n "$port" ] && break
-	kill -0 "$pid" 2>/dev/null || break
-	sleep 0.1
-	i=$((i + 1))
-done
-if [ -z "$port" ]; then
-	cat "$tmp/server.err" >&2
-	echo "$prog: fatal: tls-hello did not start" >&2
-	exit 111
-fi
+wait_port "$tmp/server.out" 's/^tls-hello: listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$tmp/server.err" tls-hello
 echo "tls-hello (pid $pid) listens on 127.0.0.1:$port"
 
 echo
@@ -107,20 +111,7 @@ cat "$tmp/key.pem" "$tmp/cert.pem" >"$tmp/combined.pem"
 "$tss" -1 -v -H -R -l0 -T 20 -n "$tmp/combined.pem" 127.0.0.1 0 "$smtp" mail.demo.example \
 	>"$tmp/tss.out" 2>"$tmp/tss.err" &
 pid=$!
-port=
-i=0
-while [ $i -lt 100 ]; do
-	port=$(sed -n '1s/^\([0-9][0-9]*\)$/\1/p' "$tmp/tss.out")
-	[ -n "$port" ] && break
-	kill -0 "$pid" 2>/dev/null || break
-	sleep 0.1
-	i=$((i + 1))
-done
-if [ -z "$port" ]; then
-	cat "$tmp/tss.err" >&2
-	echo "$prog: fatal: tcpserver-ssl did not start" >&2
-	exit 111
-fi
+wait_port "$tmp/tss.out" '1s/^\([0-9][0-9]*\)$/\1/p' "$tmp/tss.err" tcpserver-ssl
 echo "tcpserver-ssl (pid $pid) listens on 127.0.0.1:$port"
 echo
 echo "== 6. swaks --tls-on-connect --tls-verify: a message through it"
