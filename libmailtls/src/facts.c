@@ -344,7 +344,8 @@ const char *mailtls_servername(struct mailtls *s)
 
 int mailtls_session_reused(struct mailtls *s)
 {
-	if (!s || !s->handshake_done || !s->ssl)
+	/* Also after a resumed peer failed its check, so a caller can tell why. */
+	if (!s || !(s->handshake_done || s->hs_failed) || !s->ssl)
 		return 0;
 	return SSL_session_reused(s->ssl) ? 1 : 0;
 }

@@ -88,6 +88,7 @@ struct mailtls {
 	int verified;
 	int has_peer_cert;
 	int handshake_done;
+	int hs_failed;               /* the category a finished handshake failed verification with */
 	int close_sent;
 	int peer_closed;
 	int ecdsa_suites;            /* server: the client offered an ECDSA suite (TLS <= 1.2) */

@@ -265,10 +265,11 @@ nomem:
 }
 
 /* The handshake is over: a resumed session skipped the verify callback, so
- * its peer is checked again here against today's configuration. */
+ * its peer is checked again here against today's configuration.  Only a
+ * peer that passes makes the handshake done; one that fails stays failed
+ * for every later call (hs_failed), since the engine itself finished. */
 static int after_handshake(struct mailtls *s)
 {
-	s->handshake_done = 1;
 	if (SSL_session_reused(s->ssl) && SSL_get0_peer_certificates(s->ssl)) {
 		uint8_t alert;
 		int mode = s->verify_mode;
@@ -276,10 +277,12 @@ static int after_handshake(struct mailtls *s)
 		    (!s->is_server && (mode != MAILTLS_VERIFY_NONE || s->cfg->npins))) {
 			if (!mt_verify_peer(s, &alert)) {
 				SSL_send_fatal_alert(s->ssl, alert);
+				s->hs_failed = s->errcode;
 				return -1;
 			}
 		}
 	}
+	s->handshake_done = 1;
 	return 0;
 }
 
@@ -288,6 +291,10 @@ int mt_handshake_step(struct mailtls *s)
 	int r;
 	if (s->handshake_done)
 		return 0;
+	if (s->hs_failed) {
+		mt_seterr(s, s->hs_failed, "handshake: the resumed peer failed verification");
+		return -1;
+	}
 	errno = 0;
 	r = SSL_do_handshake(s->ssl);
 	if (r == 1)

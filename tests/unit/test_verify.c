@@ -1015,6 +1015,15 @@ static void resumption_checks(int max)
 	CHECK_EQ(k.cerr, MAILTLS_E_VERIFY_NAME);
 	CHECK_EQ(mailtls_session_reused(k.c), 1);   /* the path under test */
 	CHECK_EQ(mailtls_peer_verified(k.c), 0);
+	/* The failure sticks: no second call goes on with the refused peer. */
+	CHECK_EQ(mailtls_handshake(k.c), -1);
+	CHECK_EQ(mailtls_errcode(k.c), MAILTLS_E_VERIFY_NAME);
+	{
+		char buf[8];
+		CHECK_EQ(mailtls_read(k.c, buf, sizeof buf), -1);
+		CHECK_EQ(mailtls_write(k.c, "x", 1), -1);
+	}
+	CHECK(mailtls_protocol(k.c) == NULL);
 	tu_conn_close(&k);
 
 	/* ... and for another client configuration: no trust anchors. */
