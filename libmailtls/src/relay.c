@@ -652,10 +652,11 @@ out:
 	s->nonblock = saved_nonblock;
 	free(r.down.p);
 	free(r.up.p);
-	if (ret == -2) {
+	if (ret == -2 && !r.err) {
 		/* Idle: the session holds MAILTLS_E_TIMEOUT. */
 		ret = -1;
 	} else if (r.err) {
+		/* The first error is the one reported, even when the relay then idled. */
 		mt_seterr(s, r.err, "%s", r.errmsg);
 		errno = r.err_errno;
 		r.res.reason = MAILTLS_RELAY_ERROR;
