@@ -50,9 +50,9 @@ int mailtls_config_set_ca(struct mailtls_config *cfg, const char *cafile, const 
 			return -1;
 	}
 	if (cadir) {
-		if (stat(cadir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-			mt_cfg_seterr(cfg, MAILTLS_E_CONFIG, "CA directory %s: %s", cadir,
-			    errno && stat(cadir, &st) < 0 ? strerror(errno) : "not a directory");
+		int e = stat(cadir, &st) < 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+		if (e) {
+			mt_cfg_seterr(cfg, MAILTLS_E_CONFIG, "CA directory %s: %s", cadir, strerror(e));
 			return -1;
 		}
 		if (!X509_STORE_load_locations(SSL_CTX_get_cert_store(cfg->ctx), NULL, cadir)) {

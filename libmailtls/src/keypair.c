@@ -38,12 +38,17 @@ int mt_read_file(struct mailtls_config *cfg, const char *path, char **out, size_
 		    "unable to open %s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MT_PEM_MAX) {
+	if (fstat(fd, &st) < 0) {
 		int e = errno;
 		close(fd);
-		mt_cfg_seterr(cfg, MAILTLS_E_CONFIG, "%s: %s", path,
-		    !S_ISREG(st.st_mode) ? "not a regular file" :
-		    st.st_size > MT_PEM_MAX ? "larger than 1 MiB, not a PEM file" : strerror(e));
+		mt_cfg_seterr(cfg, MAILTLS_E_SYSTEM, "unable to stat %s: %s", path, strerror(e));
+		errno = e;
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > MT_PEM_MAX) {
+		close(fd);
+		mt_cfg_seterr(cfg, MAILTLS_E_CONFIG, "%s: %s", path, !S_ISREG(st.st_mode) ?
+		    "not a regular file" : "larger than 1 MiB, not a PEM file");
 		return -1;
 	}
 	buf = malloc((size_t)st.st_size + 1);
