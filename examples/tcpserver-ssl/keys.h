@@ -53,8 +53,9 @@ int keys_stamp_same(const struct keyfiles *kf, const struct stat *a, const struc
 /* loader.c: the privileged loader.  loader_start forks a process that keeps
  * this process's privileges, watches the files every |secs| seconds, and
  * when they changed and read as a valid configuration, sends their contents
- * over a socketpair.  Returns the parent's end, or -1. */
-int loader_start(const struct keyfiles *kf, int secs);
+ * over a socketpair.  Returns the parent's end (the loader's pid in
+ * *loader_pid), or -1. */
+int loader_start(const struct keyfiles *kf, int secs, pid_t *loader_pid);
 /* loader_receive reads one message from the loader and builds the new
  * configuration: the new one, or NULL (loader gone: *gone = 1; or refused,
  * with the message in |err|). */

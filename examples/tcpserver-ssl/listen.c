@@ -16,7 +16,7 @@ static int bind_one(const struct opts *o, int family, const void *addr, unsigned
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int one = 1, fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1, fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
 	memset(&ss, 0, sizeof ss);

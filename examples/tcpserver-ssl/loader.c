@@ -104,7 +104,7 @@ static void loader_main(int fd, const struct keyfiles *kf, int secs)
 	}
 }
 
-int loader_start(const struct keyfiles *kf, int secs)
+int loader_start(const struct keyfiles *kf, int secs, pid_t *loader_pid)
 {
 	int sv[2];
 	pid_t pid;
@@ -129,6 +129,7 @@ int loader_start(const struct keyfiles *kf, int secs)
 		_exit(0);
 	}
 	close(sv[1]);
+	*loader_pid = pid;
 	return sv[0];
 }
 

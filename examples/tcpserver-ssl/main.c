@@ -158,6 +158,7 @@ int main(int argc, char **argv)
 	struct mailtls_config *cfg;
 	static struct keyfiles kf;
 	int lfds[4], nl, loader = -1;
+	pid_t loader_pid = -1;
 	unsigned port;
 	parse(argc, argv, &o);
 	log_set_verbosity(o.verbosity);
@@ -171,8 +172,8 @@ int main(int argc, char **argv)
 		fflush(stdout);
 	}
 	/* Forked before the privileges go, so renewed keys stay readable. */
-	if (o.tls && (loader = loader_start(&kf, RENEW_CHECK_SECS)) < 0)
+	if (o.tls && (loader = loader_start(&kf, RENEW_CHECK_SECS, &loader_pid)) < 0)
 		fatal(111, "unable to start the certificate loader: %s", strerror(errno));
 	drop_privileges(&o);
-	server_run(&o, cfg, lfds, nl, loader, &kf);
+	server_run(&o, cfg, lfds, nl, loader, loader_pid, &kf);
 }

@@ -29,11 +29,17 @@ static void on_term(int sig)
 
 static unsigned long children;
 
-static void reap(const struct opts *o)
+/* The children are the connections, and the certificate loader, which
+ * counts for no connection. */
+static void reap(const struct opts *o, pid_t loader_pid)
 {
 	pid_t pid;
 	int st;
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		if (pid == loader_pid) {
+			log_error("warning: the certificate loader ended (status %d): certificates are no longer renewed", st);
+			continue;
+		}
 		log_status("end %ld status %d", (long)pid, st);
 		if (children > 0)
 			children--;
@@ -81,11 +87,12 @@ static void renew(struct mailtls_config **cfg, int *loader, const struct keyfile
 }
 
 void server_run(const struct opts *o, struct mailtls_config *cfg, int *lfds, int nl,
-    int loader, const struct keyfiles *kf)
+    int loader, pid_t loader_pid, const struct keyfiles *kf)
 {
 	struct sigaction sa;
 	sigset_t block, waitmask;
 	struct pollfd p[5];
+	time_t paused_until = 0;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_chld;
 	sigaction(SIGCHLD, &sa, NULL);
@@ -108,7 +115,7 @@ void server_run(const struct opts *o, struct mailtls_config *cfg, int *lfds, int
 		int r, np;
 		if (got_chld) {
 			got_chld = 0;
-			reap(o);
+			reap(o, loader_pid);
 		}
 		if (got_term) {
 			/* Stop accepting; running children finish their sessions on their own. */
@@ -121,7 +128,7 @@ void server_run(const struct opts *o, struct mailtls_config *cfg, int *lfds, int
 		/* At the -c limit the listening sockets are not polled: the next
 		 * client waits in the listen queue, as under tcpserver. */
 		np = 0;
-		if (children < o->limit)
+		if (children < o->limit && time(NULL) >= paused_until)
 			for (int i = 0; i < nl; i++) {
 				p[np].fd = lfds[i];
 				p[np++].events = POLLIN;
@@ -131,15 +138,16 @@ void server_run(const struct opts *o, struct mailtls_config *cfg, int *lfds, int
 			p[np++].events = POLLIN;
 		}
 		tmo.tv_sec = TICKET_ROTATE_SECS - (time(NULL) - ticket_since);
-		if (tmo.tv_sec < 1)
+		if (tmo.tv_sec < 1 || paused_until)
 			tmo.tv_sec = 1;
 		r = ppoll(p, (nfds_t)np, &tmo, &waitmask);
 		if (r <= 0)
 			continue;
 		if (loader >= 0 && (p[np - 1].revents & (POLLIN | POLLHUP | POLLERR)))
 			renew(&cfg, &loader, kf);
-		if (children >= o->limit)
+		if (children >= o->limit || time(NULL) < paused_until)
 			continue;
+		paused_until = 0;
 		for (int i = 0; i < nl; i++) {
 			struct conninfo ci;
 			pid_t pid;
@@ -147,14 +155,20 @@ void server_run(const struct opts *o, struct mailtls_config *cfg, int *lfds, int
 			if (!(p[i].revents & POLLIN))
 				continue;
 			fd = accept4(lfds[i], NULL, NULL, SOCK_CLOEXEC);
-			if (fd < 0)
-				continue;
-			if (conn_addresses(fd, &ci) < 0) {
-				close(fd);
+			if (fd < 0) {
+				/* Out of descriptors or memory: the listener stays readable, so
+				 * accepting pauses a second instead of spinning. */
+				if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+					log_error("warning: unable to accept: %s", strerror(errno));
+					paused_until = time(NULL) + 1;
+				}
 				continue;
 			}
 			pid = fork();
 			if (pid == 0) {
+				ci.fd = fd;
+				if (conn_addresses(fd, &ci) < 0)
+					fatal(111, "unable to read the connection's addresses: %s", strerror(errno));
 				sigprocmask(SIG_SETMASK, &waitmask, NULL);
 				memset(&sa, 0, sizeof sa);
 				sa.sa_handler = SIG_DFL;

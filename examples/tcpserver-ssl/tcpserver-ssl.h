@@ -54,7 +54,7 @@ int conn_addresses(int fd, struct conninfo *ci);
 /* server.c: the accept loop, children counted and reaped. */
 struct keyfiles;
 void server_run(const struct opts *o, struct mailtls_config *cfg, int *lfds, int nl,
-    int loader, const struct keyfiles *kf) __attribute__((noreturn));
+    int loader, pid_t loader_pid, const struct keyfiles *kf) __attribute__((noreturn));
 
 /* conn.c: one connection, in the forked child; never returns. */
 void conn_serve(const struct opts *o, struct mailtls_config *cfg, struct conninfo *ci) __attribute__((noreturn));
