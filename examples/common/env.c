@@ -62,7 +62,8 @@ static void set_var(const char *proto, const char *suffix, const char *value)
 }
 
 /* The IPv6 patch's names: PROTO=TCP6 and each variable under both TCP6*
- * and TCP* (qmail-smtpd and rblsmtpd read TCPREMOTEIP). */
+ * and TCP* (qmail-smtpd and rblsmtpd read TCPREMOTEIP); for an IPv4 client
+ * the TCP6* names are removed, so none inherited can describe it. */
 void ucspi_tcp_env(const struct conninfo *ci, const char *lhost, const char *rhost, const char *rinfo)
 {
 	static const char *const protos[] = { "TCP", "TCP6" };
@@ -70,14 +71,15 @@ void ucspi_tcp_env(const struct conninfo *ci, const char *lhost, const char *rho
 	snprintf(lport, sizeof lport, "%u", ci->localport);
 	snprintf(rport, sizeof rport, "%u", ci->remoteport);
 	ucspi_setenv("PROTO", protos[ci->v6]);
-	for (int i = 0; i <= ci->v6; i++) {
-		set_var(protos[i], "LOCALHOST", lhost);
-		set_var(protos[i], "LOCALIP", ci->localip);
-		set_var(protos[i], "LOCALPORT", lport);
-		set_var(protos[i], "REMOTEHOST", rhost);
-		set_var(protos[i], "REMOTEIP", ci->remoteip);
-		set_var(protos[i], "REMOTEPORT", rport);
-		set_var(protos[i], "REMOTEINFO", rinfo);
+	for (int i = 0; i < 2; i++) {
+		int on = i == 0 || ci->v6;
+		set_var(protos[i], "LOCALHOST", on ? lhost : NULL);
+		set_var(protos[i], "LOCALIP", on ? ci->localip : NULL);
+		set_var(protos[i], "LOCALPORT", on ? lport : NULL);
+		set_var(protos[i], "REMOTEHOST", on ? rhost : NULL);
+		set_var(protos[i], "REMOTEIP", on ? ci->remoteip : NULL);
+		set_var(protos[i], "REMOTEPORT", on ? rport : NULL);
+		set_var(protos[i], "REMOTEINFO", on ? rinfo : NULL);
 	}
 }
 

@@ -314,7 +314,7 @@ void conn_serve(const struct opts *o, struct mailtls_config *cfg, struct conninf
 		if (found < 0) {
 			if (errno != ENOENT || !o->rules_missing_ok) {
 				log_error("warning: dropping connection, unable to read %s: %s", o->rules,
-				    errno == ENOENT ? "file does not exist" : strerror(errno));
+				    errstr(errno));
 				_exit(111);
 			}
 			found = 0;

@@ -91,8 +91,13 @@ static int read_all(const char *path, char **out, size_t *outlen, char *err, siz
 		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			break;
+		if (n <= 0) {
+			/* A file cut short must not load as fewer anchors: the loader retries. */
+			snprintf(err, errlen, "unable to read %s: %s", path, n < 0 ? strerror(errno) : "it shrank while read");
+			close(fd);
+			free(buf);
+			return -1;
+		}
 		got += (size_t)n;
 	}
 	close(fd);
