@@ -7,7 +7,9 @@
  * input is copied into a buffer of exactly its size, so a sanitizer sees a
  * read past its end.
  *
- * Exit codes: 0 all inputs ran; 1 an argument could not be read; 2 usage.
+ * Exit codes: 0 all inputs ran; 1 an argument could not be read, or a
+ * directory held no input (an empty corpus replays nothing: not a pass);
+ * 2 usage.
  * A failing check inside a target aborts, as under libFuzzer.
  * ISC license: see LICENSE.
  */
@@ -90,8 +92,13 @@ int main(int argc, char **argv)
 			fprintf(stderr, "driver: fatal: unable to stat %s: %s\n", argv[i], strerror(errno));
 			rc = 1;
 		} else if (S_ISDIR(st.st_mode)) {
+			unsigned long before = count;
 			if (run_dir(argv[i], &count) < 0)
 				rc = 1;
+			if (count == before) {
+				fprintf(stderr, "driver: fatal: no input in %s\n", argv[i]);
+				rc = 1;
+			}
 		} else if (run_file(argv[i]) < 0) {
 			rc = 1;
 		} else {

@@ -13,7 +13,8 @@ Fixtures:
 
 Helpers: must_have(cond, msg) skips (fails under CI) when a precondition of the
 machine is missing; executable_from_env(var, what) is the program ctest names in
-$var, or skip/fail.
+$var, or skip/fail; proc_stat(pid), alive(pid) and wait_gone(pids, timeout) tell
+from /proc whether processes run (a zombie counts as gone).
   procs   ProcSet: starts processes (stdout+stderr in a log file each, own
           session), stops every one of them by its pid when the test ends
   probe   Probe: probe.server(...) and probe.client(...) on top of procs
@@ -192,6 +193,32 @@ def listening(port):
             if len(fields) > 3 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
                 return True
     return False
+
+
+def proc_stat(pid):
+    """(state, ppid, pgrp) of process |pid| from /proc/PID/stat, or None when there is none."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    f = text[text.rindex(")") + 2:].split()
+    return f[0], int(f[1]), int(f[2])
+
+
+def alive(pid):
+    """True while |pid| runs: a process that is gone, or ended and not yet reaped by its
+    parent (a zombie), is not alive."""
+    st = proc_stat(pid)
+    return st is not None and st[0] not in ("Z", "X")
+
+
+def wait_gone(pids, timeout):
+    """Waits at most |timeout| seconds for every process of |pids| to be gone (zombies
+    count as gone); returns those still alive then."""
+    deadline = time.monotonic() + timeout
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return [p for p in pids if alive(p)]
 
 
 class ProcSet:

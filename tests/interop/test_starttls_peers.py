@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import START_TIMEOUT, STOP_TIMEOUT, free_port, listening, must_have
+from conftest import START_TIMEOUT, STOP_TIMEOUT, alive, free_port, listening, must_have, wait_gone
 
 SBIN = "/usr/sbin:/sbin"
 POSTFIX_DIST_MASTER = Path("/usr/share/postfix/master.cf.dist")
@@ -58,20 +58,6 @@ def probe_starttls(probe, port, proto, pki, *extra, servername="localhost"):
     return probe.client(port, *args)
 
 
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie is dead for our purposes.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 # --------------------------------------------------------------------------- Postfix
 
 class Postfix:
@@ -96,17 +82,14 @@ class Postfix:
         """"postfix start-fg" is a shell whose child is the master: stop the master by
         the pid it wrote (after checking that pid is a Postfix master), then the shell."""
         pid = self.master_pid()
-        if pid and pid_alive(pid):
+        if pid and alive(pid):
             try:
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
                 cmd = b""
             if b"master" in cmd:
                 os.kill(pid, signal.SIGTERM)
-                deadline = time.monotonic() + STOP_TIMEOUT
-                while pid_alive(pid) and time.monotonic() < deadline:
-                    time.sleep(0.02)
-                if pid_alive(pid):
+                if wait_gone([pid], STOP_TIMEOUT):
                     os.kill(pid, signal.SIGKILL)
         self.proc.stop()
 

@@ -288,11 +288,8 @@ def test_usage_and_connection_errors(client, need, procs, pki):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen(1)
-        t0 = time.monotonic()
         r = client.run(["-R", "-w", "1"], "127.0.0.1", s.getsockname()[1], ["send:never"])
-        took = time.monotonic() - t0
     assert r.rc == 111 and r.rec is None and fatal_line(r.out).endswith("(timeout)"), r
-    assert took < 5, took
 
 
 # --------------------------------------------------------------------------- STARTTLS injection
@@ -503,7 +500,7 @@ def test_ucspitls_both_sides_with_tcpserver_ssl(client, procs, pki):
     UCSPI-TLS, each asks for the facts with Y, and both see the same session."""
     tss = os.environ.get("MAILTLS_TCPSERVER_SSL")
     must_have(tss and os.access(tss, os.X_OK), f"MAILTLS_TCPSERVER_SSL={tss!r} is not an executable tcpserver-ssl")
-    must_have(UCSPITLS_SMTPD.exists(), f"{UCSPITLS_SMTPD} (the server-side UCSPI-TLS stand-in) is not there")
+    assert UCSPITLS_SMTPD.exists(), f"{UCSPITLS_SMTPD} (the server-side UCSPI-TLS stand-in) is missing from the repo"
     srv_rec = procs.logdir / "server-record.json"
     srv, port = procs.start_server(
         lambda port: [tss, "-y", "-RH", "-l0", "-n", str(pki / "server-ec-combined.pem"), "127.0.0.1", str(port),

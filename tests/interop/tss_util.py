@@ -7,7 +7,8 @@ Fixtures (import them by name into a test module; pytest finds them there):
   qmail_pem  the qmail.pem layout (server-ec-combined.pem), 0600 root
 
 Helpers: must_have (skip, or fail under CI), tss_server, Server, ctx_ca, tls_connect,
-read_until, read_to_close, s_client.  Every wait is bounded (WAIT seconds unless told).
+read_until, read_to_close, reply (one SMTP reply), tls_log_line (the server's "tls PID"
+line), s_client.  Every wait is bounded (WAIT seconds unless told).
 """
 import grp
 import json
@@ -257,6 +258,17 @@ def read_to_close(sock, timeout=WAIT):
         if not chunk:
             return data, "eof"
         data += chunk
+
+
+def reply(sock, timeout=WAIT):
+    """One whole SMTP reply (up to its last line) and whatever came with it."""
+    return read_until(sock, rb"^\d{3} [^\r\n]*\r\n", timeout)
+
+
+def tls_log_line(srv, pid, since=0):
+    """(protocol, cipher, sni, client) from the server's "tls PID ..." log line of child |pid|."""
+    m = srv.wait_for(rf"^{PROG}: tls {pid} (\S+) (\S+) sni=(\S*) client=(.*)$", since=since)
+    return m.groups()
 
 
 def s_client(work, openssl, port, *args, until=GREETING, timeout=WAIT):

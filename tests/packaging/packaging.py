@@ -198,8 +198,15 @@ def test_cmake(args):
     bad = tempfile.mkdtemp(prefix="cmake-consumer-major-", dir=args.work)
     text, rc = run([cmake(), "-S", proj, "-B", bad, *common,
                     f"-DMAILTLS_WANT_VERSION={major + 1}.0"], env=env, check=False)
-    if rc == 0 or "mailtlsConfigVersion" not in text and "version" not in text:
+    if rc == 0:
         raise Failure(f"find_package(mailtls {major + 1}.0) was accepted by {prefix.version}")
+    # CMake's words (wrapped at any space): "Could not find a configuration file for package
+    # "mailtls" that is compatible with requested version "N.0"", then the file it refused.
+    said = " ".join(text.split())
+    want = f'compatible with requested version "{major + 1}.0"'
+    if want not in said or f"mailtlsConfig.cmake, version: {prefix.version}" not in said:
+        raise Failure(f"find_package(mailtls {major + 1}.0) failed, but not for the version: "
+                      f"no '{want}' naming the installed mailtlsConfig.cmake {prefix.version}")
     log(f"ok: find_package(mailtls {major + 1}.0) refused, as SameMajorVersion says")
     for d in (bad, bdir):
         shutil.rmtree(d, ignore_errors=True)
@@ -240,9 +247,32 @@ def test_libtool(args):
     shutil.rmtree(out, ignore_errors=True)
 
 
+# The programs under examples/ that have an install rule; install_rule_programs() reads
+# the rules themselves, these names make sure that reading found them.
+INSTALLED_PROGRAMS = {"tcpserver-ssl", "tcpclient-ssl", "qmail-remote"}
+
+
+def install_rule_programs(build):
+    """Names of the programs built under BUILD/examples that an install rule puts into
+    the prefix, from the cmake_install.cmake files there."""
+    examples = os.path.join(os.path.realpath(build), "examples") + os.sep
+    names = set()
+    for root, _, files in os.walk(examples):
+        if "cmake_install.cmake" not in files:
+            continue
+        text = open(os.path.join(root, "cmake_install.cmake")).read()
+        for rule in re.findall(r"file\(INSTALL\b[^)]*\bTYPE EXECUTABLE\b[^)]*\)", text):
+            files_part = rule.split(" FILES ", 1)[1] if " FILES " in rule else ""
+            for f in re.findall(r'"([^"]+)"', files_part):
+                if os.path.realpath(f).startswith(examples):
+                    names.add(os.path.basename(f))
+    return names
+
+
 def test_install(args):
     """What cmake --install puts into a prefix: exactly the library's files
-    under include/ and the libdir, and programs that run from there."""
+    under include/ and the libdir, every program of examples/ that has an install
+    rule under bin/, and programs that run from there."""
     prefix = Prefix(args)
     problems = []
     real = os.path.basename(os.path.realpath(os.path.join(prefix.lib, "libmailtls.so")))
@@ -272,6 +302,13 @@ def test_install(args):
     # and keep no path into the build tree.
     build = os.path.realpath(args.build)
     progs = sorted(f for f in have if f.startswith("bin/"))
+    ruled = install_rule_programs(args.build)
+    if INSTALLED_PROGRAMS - ruled:
+        problems.append(f"no install rule found under {args.build}/examples for "
+                        f"{' '.join(sorted(INSTALLED_PROGRAMS - ruled))}")
+    for name in sorted(ruled):
+        if f"bin/{name}" not in have:
+            problems.append(f"{name} has an install rule but is not installed as bin/{name}")
     for f in progs:
         before = len(problems)
         path = os.path.join(prefix.dir, f)

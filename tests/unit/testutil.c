@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -91,6 +92,13 @@ void tu_fill_random(void *buf, size_t len, unsigned seed)
 		x ^= x << 13; x ^= x >> 7; x ^= x << 17;
 		p[i] = (unsigned char)x;
 	}
+}
+
+double tu_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 void tu_set_nonblock(int fd, int on)

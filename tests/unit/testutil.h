@@ -39,6 +39,9 @@ void tu_fill_random(void *buf, size_t len, unsigned seed);
 /* tu_set_nonblock sets O_NONBLOCK on |fd| (tests own their descriptors). */
 void tu_set_nonblock(int fd, int on);
 
+/* tu_now is the monotonic clock (CLOCK_MONOTONIC) in seconds. */
+double tu_now(void);
+
 /* tu_tmpdir makes a fresh private temporary directory. */
 const char *tu_tmpdir(void);
 
