@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 
 from conftest import RUN_TIMEOUT, executable_from_env, must_have
-from test_starttls_peers import dovecot, instdir, postfix  # noqa: F401 (fixtures)
+from peers import dovecot, instdir, postfix  # noqa: F401 (fixtures)
 
 HERE = Path(__file__).resolve().parent
 CLIENT = HERE / "standins" / "mail-client"
