@@ -20,18 +20,22 @@ static void finish_line(struct mt_line *line, size_t len)
 	line->len = len;
 }
 
+/* Whom the lines come from: the STARTTLS client helpers read a server, the
+ * server-side proxy reads a client. */
+static const char *peer(const struct mailtls *s)
+{
+	return s->is_server ? "client" : "server";
+}
+
 static int overlong(struct mailtls *s)
 {
-	mt_seterr(s, MAILTLS_E_PROTOCOL, "line longer than %d bytes from the server", MT_LINE_MAX);
+	mt_seterr(s, MAILTLS_E_PROTOCOL, "line longer than %d bytes from the %s", MT_LINE_MAX, peer(s));
 	return -1;
 }
 
 static int closed(struct mailtls *s, size_t len)
 {
-	if (len)
-		mt_seterr(s, MAILTLS_E_PROTOCOL, "connection closed by the server inside a line");
-	else
-		mt_seterr(s, MAILTLS_E_PROTOCOL, "connection closed by the server");
+	mt_seterr(s, MAILTLS_E_PROTOCOL, "connection closed by the %s%s", peer(s), len ? " inside a line" : "");
 	return -1;
 }
 
@@ -206,7 +210,7 @@ int mt_tls_readline(struct mailtls *s, struct mt_line *line, const struct timesp
 		if (r < 0)
 			return -1;
 		if (r == 0) {
-			mt_seterr(s, MAILTLS_E_PROTOCOL, "TLS session closed by the server%s",
+			mt_seterr(s, MAILTLS_E_PROTOCOL, "TLS session closed by the %s%s", peer(s),
 			    len ? " inside a line" : "");
 			return -1;
 		}
