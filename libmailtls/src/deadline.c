@@ -79,12 +79,17 @@ static ssize_t op_handshake(struct mailtls *s, void *arg)
 	return mt_handshake_step(s);
 }
 
+int mt_handshake_until(struct mailtls *s, const struct timespec *dl)
+{
+	return mt_drive(s, op_handshake, NULL, dl) < 0 ? -1 : 0;
+}
+
 int mailtls_handshake_timeout(struct mailtls *s, int secs)
 {
 	struct timespec dl;
 	mt_clearerr(s);
 	mt_deadline(&dl, secs);
-	return (int)mt_drive(s, op_handshake, NULL, &dl);
+	return mt_handshake_until(s, &dl);
 }
 
 struct rw {
@@ -120,13 +125,18 @@ static ssize_t op_write_all(struct mailtls *s, void *arg)
 	return 0;
 }
 
+int mt_tls_write(struct mailtls *s, const void *buf, size_t len, const struct timespec *dl)
+{
+	struct rw a = { (void *)buf, len };
+	return mt_drive(s, op_write_all, &a, dl) < 0 ? -1 : 0;
+}
+
 ssize_t mailtls_timeoutwrite(int secs, struct mailtls *s, const void *buf, size_t len)
 {
 	struct timespec dl;
-	struct rw a = { (void *)buf, len };
 	mt_clearerr(s);
 	mt_deadline(&dl, secs);
-	if (mt_drive(s, op_write_all, &a, &dl) < 0)
+	if (mt_tls_write(s, buf, len, &dl) < 0)
 		return -1;
 	return (ssize_t)len;
 }

@@ -126,6 +126,11 @@ MT_HIDDEN int mt_ms_left(const struct timespec *dl);
  * want codes until |dl|.  |op| returns the library convention. */
 typedef ssize_t (*mt_op)(struct mailtls *s, void *arg);
 MT_HIDDEN ssize_t mt_drive(struct mailtls *s, mt_op op, void *arg, const struct timespec *dl);
+/* mt_handshake_until runs the handshake to its end before |dl|: 0 or -1. */
+MT_HIDDEN int mt_handshake_until(struct mailtls *s, const struct timespec *dl);
+/* mt_tls_write sends all |len| bytes through the TLS session before |dl|
+ * (the handshake first if it is not done): 0 or -1. */
+MT_HIDDEN int mt_tls_write(struct mailtls *s, const void *buf, size_t len, const struct timespec *dl);
 
 /* session.c */
 MT_HIDDEN int mt_handshake_step(struct mailtls *s);

@@ -220,27 +220,3 @@ int mt_tls_readline(struct mailtls *s, struct mt_line *line, const struct timesp
 		}
 	}
 }
-
-struct wbuf {
-	const char *p;
-	size_t len;
-};
-
-static ssize_t op_write_all(struct mailtls *s, void *arg)
-{
-	struct wbuf *w = arg;
-	while (w->len > 0) {
-		ssize_t r = mt_write_step(s, w->p, w->len);
-		if (r < 0)
-			return r;
-		w->p += r;
-		w->len -= (size_t)r;
-	}
-	return 0;
-}
-
-int mt_tls_write(struct mailtls *s, const void *buf, size_t len, const struct timespec *dl)
-{
-	struct wbuf w = { buf, len };
-	return mt_drive(s, op_write_all, &w, dl) < 0 ? -1 : 0;
-}

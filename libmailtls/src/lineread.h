@@ -65,7 +65,4 @@ MT_HIDDEN int mt_plain_write(struct mailtls *s, const void *buf, size_t len, con
  * MAILTLS_E_PROTOCOL, a truncation MAILTLS_E_TRUNCATED. */
 MT_HIDDEN int mt_tls_readline(struct mailtls *s, struct mt_line *line, const struct timespec *dl);
 
-/* mt_tls_write sends all |len| bytes through the TLS session before |dl|. */
-MT_HIDDEN int mt_tls_write(struct mailtls *s, const void *buf, size_t len, const struct timespec *dl);
-
 #endif

@@ -148,11 +148,6 @@ static int refuse_code(struct st *c, const char *what, int code)
 	return -1;
 }
 
-static ssize_t op_handshake(struct mailtls *s, void *arg)
-{
-	return mt_handshake_step(s);
-}
-
 /* The reply that ends the plaintext phase has been read: nothing may be
  * waiting behind it; then the handshake. */
 static int start_tls(struct st *c, const char *what)
@@ -167,7 +162,7 @@ static int start_tls(struct st *c, const char *what)
 		return -1;
 	}
 	mt_deadline(&c->dl, c->secs);
-	if (mt_drive(c->s, op_handshake, NULL, &c->dl) < 0)
+	if (mt_handshake_until(c->s, &c->dl) < 0)
 		return fail(c->s, "TLS handshake after STARTTLS");
 	return MAILTLS_STARTTLS_DONE;
 }
