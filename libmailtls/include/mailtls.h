@@ -368,15 +368,19 @@ MAILTLS_EXPORT int mailtls_handshake(struct mailtls *s) MAILTLS_WUR;
 
 /* mailtls_read reads decrypted bytes.  Returns the count (> 0), 0 when the
  * peer ended the stream with close_notify, or -1: a peer that vanished
- * without close_notify gives MAILTLS_E_TRUNCATED.  |len| 0 returns 0 at
- * once. */
+ * without close_notify gives MAILTLS_E_TRUNCATED.  Like mailtls_write, it
+ * runs the handshake first when it is not done; then |len| 0 returns 0
+ * without reading. */
 MAILTLS_EXPORT ssize_t mailtls_read(struct mailtls *s, void *buf, size_t len) MAILTLS_WUR;
 
 /* mailtls_write encrypts and sends.  Returns |len| once all of it was
  * sent on a blocking descriptor; on a non-blocking one it may return a
  * smaller count (> 0) or a want code, after which the caller calls again
  * again: after a want code, with the same bytes (they may have moved to
- * another address); after a short count, with the bytes not yet sent. */
+ * another address); after a short count, with the bytes not yet sent.
+ * It runs the handshake first when it is not done; |len| 0 then returns
+ * 0 and sends nothing (a TLS 1.3 server's tickets stay unsent until its
+ * first write of data). */
 MAILTLS_EXPORT ssize_t mailtls_write(struct mailtls *s, const void *buf, size_t len) MAILTLS_WUR;
 
 /* mailtls_close sends close_notify (once; later calls return 0).  It does
