@@ -8,12 +8,15 @@ smtplib and poplib, and raw sockets for the attacks of the NO STARTTLS study: S1
 (plaintext pipelined after STARTTLS: one 503, closed, nothing reaches the program),
 S3 (state after TLS: EHLO again; RCPT without MAIL refused by the program thanks to
 the proxy's RSET), S4 (STARTTLS mid-transaction and a second STARTTLS refused), S5
-(-E: AUTH and MAIL before TLS get 530; -A hides AUTH).
+(-E: AUTH and MAIL before TLS get 530; -A hides AUTH); for POP3 curl --ssl-reqd pop3://,
+USER sent before the greeting refused under -E, and the proxy's own CAPA answer
+(before TLS with STLS, after it without).  IMAP: test_tcpserver_proxy_imap.py.
 
 Fixtures and helpers from conftest.py and tss_util.py.  Environment:
 MAILTLS_TCPSERVER_SSL (set by ctest), MAILTLS_TEST_PKI, CI (a missing peer fails).
 """
 import poplib
+import re
 import smtplib
 import socket
 import time
@@ -222,3 +225,60 @@ def test_s_client_starttls_pop3(work, tss, qmail_pem, pki, need):
                               "-CAfile", pki / "ca.pem", "-verify_return_error", "-servername", "localhost",
                               "-quiet"], input=b"USER user\r\nPASS pass\r\nSTAT\r\nQUIT\r\n", name="s_client")
     assert "+OK 2 " in out, out
+
+
+def test_curl_pop3(work, tss, qmail_pem, pki, need):
+    curl = need("curl")
+    srv = pop3_server(work, tss, qmail_pem, opts=("-E",))
+    rc, out = work.procs.run([curl, "-sS", "--ssl-reqd", "--cacert", pki / "ca.pem",
+                              "--resolve", f"localhost:{srv.port}:127.0.0.1", "-u", "user:pass",
+                              f"pop3://localhost:{srv.port}/2"], name="curl")
+    assert rc == 0, out
+    assert out.endswith("Subject: second\r\n\r\n.leading dot\r\nbye\r\n"), out    # unstuffed by curl
+    rec = work.wait_records(1)[0]
+    assert rec["retrieved"] == [2] and rec["auth"] == "apop", rec          # curl uses the greeting's timestamp
+    # curl's CAPA before TLS reached qmail-popup (which refused it; the proxy answered).
+    assert rec["commands"][0] == "CAPA" and "STLS" not in rec["commands"], rec["commands"]
+    srv.wait_for(rf"^{PROG}: tls \d+ TLSv1\.3 ")
+
+
+def pop3_raw(port):
+    return socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+
+
+def test_pop3_require_tls_before_greeting(work, tss, qmail_pem, pki):
+    srv = pop3_server(work, tss, qmail_pem, opts=("-E",))
+    s = pop3_raw(srv.port)
+    s.sendall(b"USER user\r\n")            # before the greeting was read (or even sent)
+    data = read_until(s, rb"^-ERR[^\r\n]*\r\n")
+    assert re.fullmatch(rb"\+OK <[^>]+>\r\n-ERR TLS required: use STLS first\r\n", data), data
+    s.sendall(b"PASS pass\r\n")
+    assert read_until(s, rb"^-ERR[^\r\n]*\r\n").startswith(b"-ERR TLS required")
+    s.sendall(b"STLS\r\n")
+    assert read_until(s, rb"^\+OK[^\r\n]*\r\n") == b"+OK Begin TLS negotiation\r\n"
+    t = ctx_ca(pki).wrap_socket(s, server_hostname="localhost")
+    t.sendall(b"USER user\r\n")
+    assert read_until(t, rb"^[+-][^\r\n]*\r\n") == b"+OK \r\n"
+    t.sendall(b"PASS pass\r\nQUIT\r\n")
+    assert read_until(t, rb"^\+OK \r\n\+OK \r\n") == b"+OK \r\n+OK \r\n"
+    rec = work.wait_records(1)[0]
+    assert rec["commands"] == ["USER user", "PASS ****", "QUIT"], rec["commands"]
+
+
+def test_pop3_capa_answered_by_proxy(work, tss, qmail_pem, pki):
+    srv = pop3_server(work, tss, qmail_pem)
+    s = pop3_raw(srv.port)
+    assert read_until(s, rb"^\+OK [^\r\n]*\r\n").startswith(b"+OK <")
+    s.sendall(b"CAPA\r\n")
+    assert read_until(s, rb"^\.\r\n") == b"+OK Capability list follows\r\nSTLS\r\nUSER\r\n.\r\n"
+    s.sendall(b"STLS\r\n")
+    assert read_until(s, rb"^\+OK[^\r\n]*\r\n") == b"+OK Begin TLS negotiation\r\n"
+    t = ctx_ca(pki).wrap_socket(s, server_hostname="localhost")
+    t.sendall(b"CAPA\r\n")
+    assert read_until(t, rb"^\.\r\n") == b"+OK Capability list follows\r\nUSER\r\n.\r\n"
+    t.sendall(b"STLS\r\n")
+    assert read_until(t, rb"^-ERR[^\r\n]*\r\n") == b"-ERR TLS already active\r\n"   # S4
+    t.sendall(b"QUIT\r\n")
+    assert read_until(t, rb"^\+OK[^\r\n]*\r\n") == b"+OK \r\n"
+    # Both CAPAs reached qmail-popup, whose -ERR the proxy replaced; no STLS did.
+    assert work.wait_records(1)[0]["commands"] == ["CAPA", "CAPA", "QUIT"]
