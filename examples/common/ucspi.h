@@ -87,4 +87,19 @@ int ucspi_wait(pid_t pid);
  * code, or its signal (without a core file of ours). */
 void ucspi_exit_like(int st) __attribute__((noreturn));
 
+/* ucspitls.c: the program of a UCSPI-TLS connection (started on the
+ * connection, with mailtls_ucspitls_close_program done). */
+/* ucspi_tls_request: its request on SSLCTLFD, as mailtls_ucspitls_wait
+ * gives it ('y', 'Y', 0 or -1 with the error on |s|), except that a
+ * program that ended counts as not asking (0) even while a process it left
+ * behind still holds SSLCTLFD: the connection then closes when the program
+ * does (Linux 5.3 and later; before, when SSLCTLFD closes). */
+int ucspi_tls_request(struct mailtls *s, const struct mailtls_ucspitls *u, pid_t pid);
+/* ucspi_end_prog: TLS cannot be had while the program runs: it gets
+ * SIGTERM (and SIGCONT) before our UCSPI-TLS descriptors and |sock| close
+ * (so it ends by the signal rather than going on as if TLS had been
+ * refused), up to 5 seconds to end, then SIGKILL; returns once it is
+ * reaped. */
+void ucspi_end_prog(pid_t pid, struct mailtls_ucspitls *u, int sock);
+
 #endif

@@ -21,9 +21,6 @@
 
 #include "tcpclient-ssl.h"
 
-/* How long a program that is told to stop (TLS failed under -y) may take. */
-#define KILL_GRACE_SECS 5
-
 static const char *env_or(const char *opt, const char *name)
 {
 	const char *v;
@@ -126,31 +123,33 @@ static void forward_signals(void)
 	sigaction(SIGHUP, &sa, NULL);
 }
 
+/* SIGTERM and SIGHUP wait (blocked) from before the program starts until
+ * its pid is known and they are passed on: one sent in between reaches it
+ * too, rather than ending this process and leaving the program behind.
+ * The program starts with no signal blocked (ucspi_spawn). */
 static pid_t start_prog(char **prog, int rfd, int wfd)
 {
-	pid_t pid = ucspi_spawn(prog, rfd, wfd, 6);
+	sigset_t both, old;
+	pid_t pid;
+	sigemptyset(&both);
+	sigaddset(&both, SIGTERM);
+	sigaddset(&both, SIGHUP);
+	sigprocmask(SIG_BLOCK, &both, &old);
+	pid = ucspi_spawn(prog, rfd, wfd, 6);
 	if (pid < 0)
 		fatal(111, "unable to run %s: %s", prog[0], errstr(errno));
 	child = pid;
 	forward_signals();
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	return pid;
 }
 
-/* TLS failed while the program runs (-y): it is told to stop (SIGTERM,
- * then SIGKILL after KILL_GRACE_SECS), and this process exits 111. */
-static void __attribute__((noreturn)) end_prog(pid_t pid, const struct conninfo *ci, const char *what,
-    struct mailtls *s)
+/* TLS failed while the program runs (-y): it is ended (ucspi_end_prog),
+ * and this process exits 111. */
+static void __attribute__((noreturn)) end_prog(pid_t pid, struct mailtls_ucspitls *u, const struct conninfo *ci,
+    const char *what, struct mailtls *s)
 {
-	int st;
-	struct timespec tick = { 0, 10 * 1000 * 1000 };
-	kill(pid, SIGTERM);
-	for (int i = 0; i < KILL_GRACE_SECS * 100; i++) {
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			tls_fatal(ci, what, s);
-		nanosleep(&tick, NULL);
-	}
-	kill(pid, SIGKILL);
-	ucspi_wait(pid);
+	ucspi_end_prog(pid, u, ci->fd);
 	tls_fatal(ci, what, s);
 }
 
@@ -260,11 +259,9 @@ void run_ucspitls(const struct opts *o, struct mailtls_config *cfg, struct conni
 	mailtls_ucspitls_close_program(&u);
 	signal(SIGPIPE, SIG_IGN);
 
-	req = mailtls_ucspitls_wait(s, &u, 0);
-	if (req < 0) {
-		mailtls_ucspitls_close_ours(&u);
-		end_prog(pid, ci, "serve the program's UCSPI-TLS request", s);
-	}
+	req = ucspi_tls_request(s, &u, pid);
+	if (req < 0)
+		end_prog(pid, &u, ci, "serve the program's UCSPI-TLS request", s);
 	if (req == 0) {
 		/* Never asked: the session stays plaintext, between the program
 		 * and the server alone. */
@@ -275,17 +272,17 @@ void run_ucspitls(const struct opts *o, struct mailtls_config *cfg, struct conni
 		close(ci->fd);
 		ucspi_exit_like(ucspi_wait(pid));
 	}
-	if (mailtls_handshake_timeout(s, o->tls_timeout) < 0) {
-		mailtls_ucspitls_close_ours(&u);
-		end_prog(pid, ci, "start TLS", s);
-	}
+	if (mailtls_handshake_timeout(s, o->tls_timeout) < 0)
+		end_prog(pid, &u, ci, "start TLS", s);
 	log_tls(s);
 	if (mailtls_release_config(s) < 0)
 		fatal(111, "unable to drop the TLS configuration: %s", mailtls_error(s));
 	mailtls_config_free(cfg);
+	/* A program that asked for the facts and cannot have them would wait
+	 * for them, or read TLS it cannot trust: it is ended as for a failed
+	 * handshake (tcpserver-ssl does the same). */
 	if (req == 'Y' && mailtls_ucspitls_reply(s, &u, o->tls_timeout) < 0)
-		log_error("warning: unable to send the TLS facts to the program: %s (%s)", mailtls_error(s),
-		    mailtls_errcode_name(mailtls_errcode(s)));
+		end_prog(pid, &u, ci, "send the TLS facts to the program", s);
 	close(u.ctl[1]);
 	u.ctl[1] = -1;
 	relay(s, u.wr[0], u.rd[1]);

@@ -435,6 +435,19 @@ def test_postfix_ucspitls_wrong_name_ends_program(client, postfix):
     assert r.rec is not None and not r.rec["facts"] and r.rec["steps"] == 5, r
 
 
+def test_postfix_ucspitls_program_ends_connection_ends(client, postfix):
+    """The program exits without asking for TLS while a process it left behind still holds
+    SSLCTLFD: tcpclient-ssl ends with the program (its exit code), not with that process."""
+    steps = ["expect:^220 ", f"holdctl:{10 * WAIT}", "send:QUIT", "expect:^221 "]
+    r = client.run(["-R", "-y"], "localhost", postfix.ports["tls"], steps, exit=7, timeout=WAIT)
+    try:
+        assert r.rc == 7 and r.rec["error"] is None, r
+    finally:
+        if r.rec and r.rec["holder"]:
+            os.kill(r.rec["holder"], signal.SIGKILL)
+    assert r.rec["holder"], r
+
+
 # --------------------------------------------------------------------------- Dovecot: IMAP and POP3
 
 def login_line(dovecot, proto, since):
