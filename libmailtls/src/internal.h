@@ -59,10 +59,11 @@ struct mailtls_config {
 	int min_proto, max_proto;
 };
 
-/* How a descriptor is read and written. */
+/* How a descriptor is read and written (fdio.c). */
 struct mt_fd {
 	int fd;
 	int sock;                    /* 1: a socket (recv/send with MSG_* flags) */
+	int pipe;                    /* 1: a pipe taking RWF_NOWAIT (until the kernel refuses it) */
 };
 
 struct mailtls {
@@ -71,10 +72,9 @@ struct mailtls {
 	struct mt_fd r, w;
 	int is_server;
 	int is_mem;
-	/* While set, the descriptor BIOs never block: sockets use MSG_DONTWAIT,
-	 * other descriptors are polled with no timeout first and written at most
-	 * PIPE_BUF bytes at a time.  Deadline calls and the relay set it, so they
-	 * can wait in poll(2) without changing descriptor flags. */
+	/* While set, the descriptor BIOs never block (mt_fd_read/mt_fd_write
+	 * with |nowait|).  Deadline calls and the relay set it, so they can wait
+	 * in poll(2) without changing descriptor flags. */
 	int nonblock;
 	BIO *mem_in, *mem_out;       /* memory transport */
 	int errcode;
@@ -110,9 +110,18 @@ MT_HIDDEN const char *mt_ssl_errstr(char *buf, size_t len);
  * setting the session's error; |what| names the operation. */
 MT_HIDDEN int mt_ssl_result(struct mailtls *s, int ret, const char *what);
 
-/* bio.c: descriptor BIOs that honour s->nonblock and never raise SIGPIPE. */
-MT_HIDDEN BIO *mt_bio_new(struct mailtls *s, int reading);
+/* bio.c: descriptor BIOs that honour s->nonblock and never raise SIGPIPE
+ * on a socket. */
+MT_HIDDEN BIO *mt_bio_new(struct mailtls *s);
+
+/* fdio.c: a caller's descriptor read and written as read(2)/write(2) do,
+ * EINTR retried; with |nowait| never blocking (-1, errno EAGAIN, when
+ * nothing can move now) and without changing its flags.  Writes never
+ * raise SIGPIPE on a socket (on a pipe they do, as write(2) does). */
+MT_HIDDEN void mt_fd_init(struct mt_fd *f, int fd);
 MT_HIDDEN int mt_is_socket(int fd);
+MT_HIDDEN ssize_t mt_fd_read(struct mt_fd *f, void *buf, size_t len, int nowait);
+MT_HIDDEN ssize_t mt_fd_write(struct mt_fd *f, const void *buf, size_t len, int nowait);
 
 /* deadline.c */
 /* mt_deadline sets *dl to now + secs (CLOCK_MONOTONIC). */

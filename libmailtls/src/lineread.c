@@ -1,7 +1,6 @@
 /* lineread.c -- bounded line I/O for the STARTTLS helpers: never a byte
  * read past the current line in the plaintext phase.  See lineread.h. */
 #include <errno.h>
-#include <limits.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -163,26 +162,15 @@ int mt_plain_pending(struct mailtls *s)
 
 int mt_plain_write(struct mailtls *s, const void *buf, size_t len, const struct timespec *dl)
 {
-	int fd = s->w.fd;
 	const char *p = buf;
 	while (len > 0) {
-		ssize_t n;
-		if (s->w.sock) {
-			n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		} else {
-			if (mt_wait(s, fd, POLLOUT, dl) <= 0)
-				return -1;
-			n = write(fd, p, len > PIPE_BUF ? PIPE_BUF : len);
-		}
+		ssize_t n = mt_fd_write(&s->w, p, len, 1);
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				if (s->w.sock && mt_wait(s, fd, POLLOUT, dl) <= 0)
-					return -1;
-				continue;
-			}
-			return syserr(s, s->w.sock ? "send" : "write");
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				return syserr(s, s->w.sock ? "send" : "write");
+			if (mt_wait(s, s->w.fd, POLLOUT, dl) <= 0)
+				return -1;
+			continue;
 		}
 		p += n;
 		len -= (size_t)n;

@@ -53,9 +53,8 @@ MT_HIDDEN int mt_plain_readline(struct mailtls *s, struct mt_line *line, const s
 MT_HIDDEN int mt_plain_pending(struct mailtls *s);
 
 /* mt_plain_write writes all |len| bytes to the session's write descriptor
- * before |dl| (send with MSG_NOSIGNAL on a socket; at most PIPE_BUF bytes
- * per write on other descriptors, after poll said they fit).  Returns 0 or
- * -1 with the error on |s|. */
+ * before |dl|, never blocking past it (fdio.c).  Returns 0 or -1 with the
+ * error on |s|. */
 MT_HIDDEN int mt_plain_write(struct mailtls *s, const void *buf, size_t len, const struct timespec *dl);
 
 /* mt_tls_readline reads one line through the established TLS session

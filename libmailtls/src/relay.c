@@ -16,12 +16,9 @@
  * descriptor out of the poll set (backpressure).
  *
  * Never blocking without touching descriptor flags.  s->nonblock is set
- * while relaying, so the TLS BIOs use MSG_DONTWAIT on sockets and poll
- * other descriptors before touching them.  The plaintext side is treated
- * the same way here: sockets with recv/send(MSG_DONTWAIT | MSG_NOSIGNAL),
- * other descriptors read only after poll says readable and written at
- * most PIPE_BUF bytes after poll says writable (a pipe that polls writable
- * takes PIPE_BUF bytes at once).
+ * while relaying, so the TLS BIOs never block; the plaintext side is read
+ * and written the same way (fdio.c: MSG_DONTWAIT on sockets, RWF_NOWAIT
+ * on pipes, poll first on anything else).
  *
  * Decrypted bytes are never stranded: a TLS read is tried again without
  * polling for as long as its last result was not a want code, so bytes
@@ -104,7 +101,8 @@ struct rbuf {
 
 struct relay {
 	struct mailtls *s;
-	int pr, pw, pr_sock, pw_sock, flags;
+	int pr, pw, flags;
+	struct mt_fd pin, pout;    /* pr and pw as fdio.c reads and writes them */
 	int pr_closed, pw_closed;
 	struct rbuf down, up;
 
@@ -128,18 +126,6 @@ struct relay {
 	char errmsg[MT_ERRLEN];
 	struct mailtls_relay_result res;
 };
-
-/* ready says whether |fd| is ready for |events| now (or in an error or
- * hangup condition, which lets the next call report it). */
-static int ready(int fd, short events)
-{
-	struct pollfd p = { .fd = fd, .events = events };
-	int r;
-	do
-		r = poll(&p, 1, 0);
-	while (r < 0 && errno == EINTR);
-	return r != 0;
-}
 
 /* keep_err remembers the session's current error unless one is kept. */
 static void keep_err(struct relay *r)
@@ -210,7 +196,7 @@ static void close_owned(struct relay *r)
 		close(r->pr);
 		r->pr_closed = 1;
 	}
-	if (!r->pw_closed && r->down_done && !r->pw_sock) {
+	if (!r->pw_closed && r->down_done && !r->pout.sock) {
 		close(r->pw);
 		r->pw_closed = 1;
 	}
@@ -225,7 +211,7 @@ static void finish_down(struct relay *r)
 	r->tls_end = 1;
 	r->down.len = r->down.off = 0;
 	r->progress = 1;
-	if (r->pw_sock)
+	if (r->pout.sock)
 		shutdown(r->pw, SHUT_WR);   /* may fail (ENOTCONN): nothing to shut then */
 	close_owned(r);
 }
@@ -285,20 +271,7 @@ static void op_plain_write(struct relay *r)
 	ssize_t n;
 	if (r->down_done || r->pw_wait || r->down.len == 0)
 		return;
-	for (;;) {
-		if (r->pw_sock) {
-			n = send(r->pw, r->down.p + r->down.off, r->down.len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		} else if (!ready(r->pw, POLLOUT)) {
-			n = -1;
-			errno = EAGAIN;
-		} else {
-			size_t len = r->down.len > PIPE_BUF ? PIPE_BUF : r->down.len;
-			n = write(r->pw, r->down.p + r->down.off, len);
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		break;
-	}
+	n = mt_fd_write(&r->pout, r->down.p + r->down.off, r->down.len, 1);
 	if (n > 0) {
 		consume(&r->down, (size_t)n);
 		r->res.tls_to_plain += (unsigned long long)n;
@@ -326,20 +299,7 @@ static void op_plain_read(struct relay *r)
 	space = room(&r->up);
 	if (space == 0)
 		return;
-	for (;;) {
-		unsigned char *at = r->up.p + r->up.off + r->up.len;
-		if (r->pr_sock) {
-			n = recv(r->pr, at, space, MSG_DONTWAIT);
-		} else if (!ready(r->pr, POLLIN)) {
-			n = -1;
-			errno = EAGAIN;
-		} else {
-			n = read(r->pr, at, space);
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		break;
-	}
+	n = mt_fd_read(&r->pin, r->up.p + r->up.off + r->up.len, space, 1);
 	if (n > 0) {
 		r->up.len += (size_t)n;
 		r->progress = 1;
@@ -470,7 +430,7 @@ static int reader_gone(const struct pollset *ps, const struct relay *r)
 {
 	for (int i = 0; i < ps->n; i++)
 		if (ps->p[i].fd == r->pw)
-			return (ps->p[i].revents & (r->pw_sock ? POLLHUP : POLLERR)) != 0;
+			return (ps->p[i].revents & (r->pout.sock ? POLLHUP : POLLERR)) != 0;
 	return 0;
 }
 
@@ -559,8 +519,11 @@ int mailtls_relay(struct mailtls *s, int plain_rfd, int plain_wfd, int flags,
 	r.s = s;
 	r.pr = plain_rfd;
 	r.pw = plain_wfd;
-	r.pr_sock = mt_is_socket(plain_rfd);
-	r.pw_sock = plain_wfd == plain_rfd ? r.pr_sock : mt_is_socket(plain_wfd);
+	mt_fd_init(&r.pin, plain_rfd);
+	if (plain_wfd == plain_rfd)
+		r.pout = r.pin;
+	else
+		mt_fd_init(&r.pout, plain_wfd);
 	r.flags = flags;
 	r.down.p = malloc(RELAY_BUFSIZE);
 	r.up.p = malloc(RELAY_BUFSIZE);

@@ -76,12 +76,10 @@ static int attach_fds(struct mailtls *s, int rfd, int wfd)
 		errno = EINVAL;
 		return -1;
 	}
-	s->r.fd = rfd;
-	s->w.fd = wfd;
-	s->r.sock = mt_is_socket(rfd);
-	s->w.sock = mt_is_socket(wfd);
-	rb = mt_bio_new(s, 1);
-	wb = mt_bio_new(s, 0);
+	mt_fd_init(&s->r, rfd);
+	mt_fd_init(&s->w, wfd);
+	rb = mt_bio_new(s);
+	wb = mt_bio_new(s);
 	if (!rb || !wb) {
 		BIO_free(rb);
 		BIO_free(wb);
