@@ -2,11 +2,14 @@
  * ident lookup (RFC 1413) that tcpserver-ssl and tcpclient-ssl share. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ucspi.h"
@@ -107,4 +110,68 @@ char *ucspi_ident_user(char *a, size_t got)
 	for (user++; *user == ' '; user++)
 		;
 	return user;
+}
+
+int ucspi_ident(const struct conninfo *ci, unsigned secs, char *out, size_t len)
+{
+	char q[64], a[512];
+	size_t got = 0, o = 0;
+	struct pollfd p;
+	struct timespec end, now;
+	int fd, ok = 0;
+	char *user;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += secs;
+	fd = ucspi_ident_socket(ci);
+	if (fd < 0)
+		return 0;
+	/* The identd's side (the remote port) first, then ours. */
+	snprintf(q, sizeof q, "%u , %u\r\n", ci->remoteport, ci->localport);
+	p.fd = fd;
+	for (int sent = 0; !memchr(a, '\n', got);) {
+		ssize_t n;
+		long long ms;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ms = (long long)(end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1000000;
+		int r;
+		if (ms <= 0)
+			goto out;
+		p.events = sent ? POLLIN : POLLOUT;
+		r = poll(&p, 1, ms > INT_MAX ? INT_MAX : (int)ms);
+		if (r == 0 || (r < 0 && errno == EINTR))
+			continue;
+		if (r < 0)
+			goto out;
+		if (!sent) {
+			if (write(fd, q, strlen(q)) != (ssize_t)strlen(q))
+				goto out;
+			sent = 1;
+			continue;
+		}
+		if (got >= sizeof a - 1)
+			goto out;
+		n = read(fd, a + got, sizeof a - 1 - got);
+		if (n <= 0)
+			goto out;
+		got += (size_t)n;
+	}
+	user = ucspi_ident_user(a, got);
+	if (!user)
+		goto out;
+	/* Spaces go, as tcpserver drops them; what is not printable ASCII (the
+	 * identd is the peer's) is escaped \ooo. */
+	for (; *user && o + 4 < len; user++) {
+		unsigned char c = (unsigned char)*user;
+		if (c == ' ' || c == '\t')
+			continue;
+		if (c < 0x20 || c > 0x7e || c == '\\')
+			o += (size_t)snprintf(out + o, len - o, "\\%03o", c);
+		else
+			out[o++] = (char)c;
+	}
+	out[o] = 0;
+	ok = o != 0;
+out:
+	close(fd);
+	return ok;
 }

@@ -46,6 +46,10 @@ int ucspi_ident_socket(const struct conninfo *ci);
  * more), the user id of "rport , lport : USERID : OS : user", spaces
  * before it skipped; NULL for any other answer. */
 char *ucspi_ident_user(char *a, size_t got);
+/* ucspi_ident: RFC 1413, the remote identd asked who owns the connection,
+ * within |secs| seconds.  1 with the user id in |out| (spaces dropped as
+ * tcpserver does, anything not printable ASCII escaped \ooo), 0 without. */
+int ucspi_ident(const struct conninfo *ci, unsigned secs, char *out, size_t len);
 
 /* num.c: numbers in arguments. */
 /* ucspi_port: a port number or a service name; 0, or -1 when it is neither. */

@@ -267,6 +267,54 @@ def test_environment_names_match_tcpclient(client, need, procs, pki):
     assert r.rc == 0 and "TCPREMOTEINFO" not in r.env, r
 
 
+def identd(host, answer):
+    """An identd on |host| port 113 for one question: answers answer(question) and
+    closes; returns (thread, list that gets the question)."""
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((host, 113))
+    ls.listen(1)
+    ls.settimeout(WAIT)
+    asked = []
+
+    def serve():
+        try:
+            c, _ = ls.accept()
+            with c:
+                c.settimeout(WAIT)
+                q = b""
+                while b"\n" not in q:
+                    chunk = c.recv(100)
+                    if not chunk:
+                        return
+                    q += chunk
+                asked.append(q.decode())
+                c.sendall(answer(q.decode()))
+        except OSError:
+            pass
+        finally:
+            ls.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return t, asked
+
+
+def test_ident_answer_escaped(client, need, procs, pki):
+    """-r (the default): the server's identd is asked "server port , our port"; its user
+    id reaches TCPREMOTEINFO without spaces and with what is not printable escaped."""
+    must_have(os.geteuid() == 0, "an identd on port 113 needs root")
+    host = "127.0.0.113"
+    srv, port = s_server(need, procs, pki, host=host)
+    t, asked = identd(host, lambda q: q.strip().encode() + b" : USERID : UNIX : mail user\x01\\x\r\n")
+    r = client.run(["-N", "localhost"], host, port, ["send:e", "expect:^e$"])
+    t.join(WAIT)
+    assert r.rc == 0, r
+    assert len(asked) == 1 and re.fullmatch(rf"{port} , \d+\r\n", asked[0]), asked
+    assert asked[0].split(",")[1].strip() == r.env["TCPLOCALPORT"], (asked, r.env)
+    assert r.env["TCPREMOTEINFO"] == "mailuser\\001\\134x", r.env
+
+
 def test_usage_and_connection_errors(client, need, procs, pki):
     r = client.run(["-e", "smtp", "-y"], "localhost", 25, ["send:never"])
     assert r.rc == 100 and r.rec is None and "usage:" in r.out, r
