@@ -92,7 +92,8 @@ enum mailtls_errcode {
 	MAILTLS_E_TIMEOUT = 14,    /* a deadline passed */
 	MAILTLS_E_USAGE = 15,      /* the caller broke a precondition written in this header */
 	MAILTLS_E_CONFIG = 16,     /* a certificate, key or CA file is missing, unreadable or wrong */
-	MAILTLS_E_NOMEM = 17       /* out of memory */
+	MAILTLS_E_NOMEM = 17,      /* out of memory */
+	MAILTLS_E_VERIFY_DANE = 18 /* DANE: no TLSA record matched, or none was usable */
 };
 
 /* mailtls_error_temporary says whether a failure of category |code|
@@ -107,7 +108,8 @@ MAILTLS_EXPORT int mailtls_error_temporary(int code);
  * "tls", "verify-name", ...), never NULL. */
 MAILTLS_EXPORT const char *mailtls_errcode_name(int code);
 
-/* mailtls_errcode_is_verify returns 1 for the MAILTLS_E_VERIFY* family. */
+/* mailtls_errcode_is_verify returns 1 for the MAILTLS_E_VERIFY* family
+ * (MAILTLS_E_VERIFY_DANE included). */
 MAILTLS_EXPORT int mailtls_errcode_is_verify(int code);
 
 /* ------------------------------------------------------------------ */
@@ -525,6 +527,97 @@ MAILTLS_EXPORT ssize_t mailtls_env(struct mailtls *s, char *buf, size_t len);
  * and returns -1 when |outlen| is too small (|out| NULL: the size needed
  * including the NUL). */
 MAILTLS_EXPORT ssize_t mailtls_escape(char *out, size_t outlen, const void *in, size_t inlen);
+
+/* ------------------------------------------------------------------ */
+/* DANE (RFC 6698, RFC 7671; for SMTP RFC 7672)                          */
+/* ------------------------------------------------------------------ */
+
+/* TLSA certificate usages.  PKIX-TA(0) and PKIX-EE(1) are unusable for
+ * SMTP (RFC 7672 section 3.1.3) and treated as such. */
+#define MAILTLS_TLSA_PKIX_TA 0
+#define MAILTLS_TLSA_PKIX_EE 1
+#define MAILTLS_TLSA_DANE_TA 2
+#define MAILTLS_TLSA_DANE_EE 3
+
+/* One TLSA record, as DNS gave it (its data not owned by the struct).
+ * selector: 0 the whole certificate, 1 its SubjectPublicKeyInfo; mtype
+ * (matching type): 0 the selected bytes in full, 1 their SHA-256, 2 their
+ * SHA-512. */
+struct mailtls_tlsa {
+	int usage;
+	int selector;
+	int mtype;
+	const unsigned char *data;
+	size_t len;
+};
+
+/* mailtls_tlsa_parse reads a record in presentation form, "3 1 1 <hex>":
+ * three decimal fields (0-255) and the data in hex, which blanks may
+ * split (as in zone files); blanks around and a final CR LF are allowed.
+ * The data goes to |buf| (|buflen| bytes) and out->data points there.
+ * It judges syntax only: a record it reads may still be unusable.
+ * Returns 0, or -1 with errno EINVAL (not a record) or ENOSPC (|buf| too
+ * small).  Pure: no allocation. */
+MAILTLS_EXPORT int mailtls_tlsa_parse(const char *text, size_t len, struct mailtls_tlsa *out,
+    unsigned char *buf, size_t buflen) MAILTLS_WUR;
+
+/* mailtls_set_dane (client, before the handshake, once) gives the session
+ * the |n| >= 1 TLSA records of the server (the caller looked them up at
+ * _25._tcp.<MX host> and DNSSEC validated them; the library does no DNS)
+ * and the reference names checked under DANE-TA: the MX host name, and
+ * the destination domain when the MX lookup was secure (|nnames| 0: the
+ * servername; otherwise as mailtls_set_verify_names).  The records are
+ * copied.  From then on the session's verification is DANE's, in place of
+ * the configuration's trust anchors, pins and verification mode (the
+ * verification hook still runs afterwards and still overrides):
+ *  - usable records: a usage 2 or 3 record, selector 0 or 1, matching
+ *    type 0 (with data), 1 (32 bytes) or 2 (64 bytes); any other record,
+ *    malformed ones included, is unusable and ignored.  Among the usable
+ *    records of one usage and selector, SHA-256 ones are ignored when a
+ *    SHA-512 one exists (digest agility, RFC 7671 section 9);
+ *  - DANE-EE(3): the leaf certificate (or its public key) matches; no
+ *    chain, name or date is checked;
+ *  - DANE-TA(2): a certificate the server sent (or its public key)
+ *    matches; the leaf is then verified up to it alone (no other trust
+ *    anchor), with dates and names checked;
+ *  - the peer is verified when any usable record authenticates it
+ *    (mailtls_peer_verified 1); otherwise the handshake fails:
+ *    MAILTLS_E_VERIFY_DANE ("DANE: TLSA mismatch ...") when no record
+ *    matched, or the category of the DANE-TA check that failed
+ *    (MAILTLS_E_VERIFY_NAME, MAILTLS_E_VERIFY_EXPIRED, ...), its message
+ *    beginning "DANE: ";
+ *  - no usable record: TLS is still required, but without authentication
+ *    (RFC 7672 section 2.2): the handshake goes on with any certificate,
+ *    mailtls_peer_verified 0, mailtls_peer_verify_result
+ *    MAILTLS_E_VERIFY_DANE, and mailtls_dane_result MAILTLS_DANE_UNUSABLE.
+ * A resumed session is checked against the records again.  SNI stays the
+ * servername given to mailtls_client (RFC 7672: the MX host).  Returns the
+ * number of usable records (0 included), or -1 with MAILTLS_E_USAGE (a
+ * server session, a second call, after the handshake began, |n| 0) or
+ * MAILTLS_E_NOMEM. */
+MAILTLS_EXPORT int mailtls_set_dane(struct mailtls *s, const struct mailtls_tlsa *recs, size_t n,
+    const char *const *names, size_t nnames) MAILTLS_WUR;
+
+/* DANE outcomes (mailtls_dane_result). */
+#define MAILTLS_DANE_OFF 0       /* no records were given to the session */
+#define MAILTLS_DANE_UNCHECKED 1 /* records given, the server's certificate not seen yet */
+#define MAILTLS_DANE_UNUSABLE 2  /* no usable record: TLS without authentication */
+#define MAILTLS_DANE_MATCHED 3   /* a record authenticated the server */
+#define MAILTLS_DANE_FAILED 4    /* usable records, none authenticated the server */
+
+/* Which record authenticated the server (all -1 unless MATCHED): its
+ * index in the records given, its fields, and the chain position of the
+ * certificate it matched (0: the leaf). */
+struct mailtls_dane_result {
+	int status;
+	int record;
+	int usage, selector, mtype;
+	int depth;
+};
+
+/* mailtls_dane_result returns the session's MAILTLS_DANE_* status and,
+ * when |out| is not NULL, fills it. */
+MAILTLS_EXPORT int mailtls_dane_result(struct mailtls *s, struct mailtls_dane_result *out);
 
 /* ------------------------------------------------------------------ */
 /* Client STARTTLS                                                      */

@@ -106,7 +106,7 @@ int mailtls_error_temporary(int code)
 
 int mailtls_errcode_is_verify(int code)
 {
-	return code >= MAILTLS_E_VERIFY && code <= MAILTLS_E_VERIFY_NOCERT;
+	return (code >= MAILTLS_E_VERIFY && code <= MAILTLS_E_VERIFY_NOCERT) || code == MAILTLS_E_VERIFY_DANE;
 }
 
 const char *mailtls_errcode_name(int code)
@@ -115,7 +115,7 @@ const char *mailtls_errcode_name(int code)
 		"none", "system", "tls", "verify", "verify-untrusted", "verify-name",
 		"verify-expired", "verify-selfsigned", "verify-pin", "verify-hook",
 		"verify-nocert", "truncated", "protocol", "injection", "timeout",
-		"usage", "config", "nomem",
+		"usage", "config", "nomem", "verify-dane",
 	};
 	if (code < 0 || (size_t)code >= sizeof names / sizeof names[0])
 		return "unknown";

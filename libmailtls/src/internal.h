@@ -170,6 +170,19 @@ MT_HIDDEN int mt_pin_parse(const char *text, struct mt_pin *out);
  * s->verify_result, s->verified, s->has_peer_cert; returns 1 when the
  * handshake may go on (verified, or verification optional). */
 MT_HIDDEN int mt_verify_peer(struct mailtls *s, uint8_t *alert);
+/* mt_check_chain: the chain to |anchor| (NULL: the configuration's trust
+ * anchors; else partial chains to it count), dates, and a client's names.
+ * Returns MAILTLS_E_NONE or a verify category, with the message on |s|. */
+MT_HIDDEN int mt_check_chain(struct mailtls *s, X509_STORE *anchor, X509 *leaf, STACK_OF(X509) *rest);
+
+/* dane.c */
+/* mt_dane_active: TLSA records were given to the session. */
+MT_HIDDEN int mt_dane_active(const struct mailtls *s);
+/* mt_dane_check matches the records against the peer's chain (leaf and
+ * rest parsed from it) per RFC 7672 and records the outcome; returns
+ * MAILTLS_E_NONE or a verify category, with the message on |s|. */
+MT_HIDDEN int mt_dane_check(struct mailtls *s, const STACK_OF(CRYPTO_BUFFER) *chain, X509 *leaf,
+    STACK_OF(X509) *rest);
 
 /* session ex_data index that maps SSL* -> struct mailtls* */
 MT_HIDDEN int mt_new_session_cb(SSL *ssl, SSL_SESSION *sess);

@@ -154,17 +154,17 @@ static int check_names(struct mailtls *s, X509 *leaf)
 	return MAILTLS_E_VERIFY_NAME;
 }
 
-/* Chain, dates, then names.  Returns MAILTLS_E_NONE or a verify category,
- * with the message on |s|. */
-static int check_chain(struct mailtls *s, X509 *leaf, STACK_OF(X509) *rest)
+int mt_check_chain(struct mailtls *s, X509_STORE *anchor, X509 *leaf, STACK_OF(X509) *rest)
 {
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
 	int rc = MAILTLS_E_VERIFY;
-	if (!ctx || !X509_STORE_CTX_init(ctx, SSL_CTX_get_cert_store(s->cfg->ctx), leaf, rest)) {
+	if (!ctx || !X509_STORE_CTX_init(ctx, anchor ? anchor : SSL_CTX_get_cert_store(s->cfg->ctx), leaf, rest)) {
 		mt_seterr(s, MAILTLS_E_NOMEM, "verify: out of memory");
 		goto out;
 	}
 	X509_STORE_CTX_set_default(ctx, s->is_server ? "ssl_client" : "ssl_server");
+	if (anchor)   /* a DANE-TA anchor may be an intermediate */
+		X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_PARTIAL_CHAIN);
 	if (X509_verify_cert(ctx) == 1) {
 		rc = s->is_server ? MAILTLS_E_NONE : check_names(s, leaf);
 	} else {
@@ -234,7 +234,8 @@ int mt_verify_peer(struct mailtls *s, uint8_t *alert)
 	const struct mailtls_config *cfg = s->cfg;
 	STACK_OF(X509) *rest = NULL;
 	X509 *leaf = NULL;
-	int result, optional = s->verify_mode == MAILTLS_VERIFY_OPTIONAL && cfg->npins == 0;
+	int dane = mt_dane_active(s);
+	int result, optional = s->verify_mode == MAILTLS_VERIFY_OPTIONAL && (dane || cfg->npins == 0);
 	s->verified = 0;
 	if (!chain || sk_CRYPTO_BUFFER_num(chain) == 0) {
 		s->has_peer_cert = 0;
@@ -255,12 +256,14 @@ int mt_verify_peer(struct mailtls *s, uint8_t *alert)
 		if (x && !sk_X509_push(rest, x))
 			X509_free(x);
 	}
-	if (cfg->npins) {
+	if (dane) {
+		result = mt_dane_check(s, chain, leaf, rest);
+	} else if (cfg->npins) {
 		result = pin_match(cfg, leaf, sk_CRYPTO_BUFFER_value(chain, 0)) ? MAILTLS_E_NONE : MAILTLS_E_VERIFY_PIN;
 		if (result)
 			mt_seterr(s, result, "verify: the certificate matches no pinned digest");
 	} else {
-		result = check_chain(s, leaf, rest);
+		result = mt_check_chain(s, NULL, leaf, rest);
 	}
 hook:
 	if (cfg->vcb && (s->is_server || s->verify_mode != MAILTLS_VERIFY_NONE)) {

@@ -18,7 +18,12 @@ NAME.pem (leaf + intermediate), NAME.key, NAME-leaf.pem (leaf alone):
   selfsigned     self-signed localhost (selfsigned.pem is the leaf)
 plus server-ec-combined.pem (key, leaf, intermediate, root: the qmail.pem
 layout), garbage.pem, empty.pem, truncated.pem.
+For DANE tests, NAME.tlsa for ca, int, selfsigned and each leaf: the data
+of its TLSA records, one "SELECTOR MTYPE HEX" line for each selector (0
+certificate, 1 SubjectPublicKeyInfo) and matching type (0 full, 1 SHA-256,
+2 SHA-512), so tests need no TLS library to compute them.
 """
+import hashlib
 import datetime
 import ipaddress
 import os
@@ -86,6 +91,16 @@ def make_cert(subject, key, issuer, issuer_key, ca=False, pathlen=None, sans=Non
     return b.sign(issuer_key, hashes.SHA256())
 
 
+def write_tlsa(d, base, cert):
+    lines = []
+    for sel, data in ((0, cert.public_bytes(serialization.Encoding.DER)),
+                      (1, cert.public_key().public_bytes(serialization.Encoding.DER,
+                                                         serialization.PublicFormat.SubjectPublicKeyInfo))):
+        for mtype, val in ((0, data), (1, hashlib.sha256(data).digest()), (2, hashlib.sha512(data).digest())):
+            lines.append("%d %d %s\n" % (sel, mtype, val.hex()))
+    write(d, base + ".tlsa", "".join(lines).encode())
+
+
 def write(d, fname, data):
     with open(os.path.join(d, fname), "wb") as f:
         f.write(data)
@@ -105,6 +120,8 @@ def main():
     write(d, "ca.key", pem_key(ca_key))
     write(d, "int.pem", pem_cert(inter))
     write(d, "int.key", pem_key(int_key))
+    write_tlsa(d, "ca", ca)
+    write_tlsa(d, "int", inter)
 
     names = ["localhost", "mail.test.example", "127.0.0.1", "::1"]
     leaves = {
@@ -127,6 +144,7 @@ def main():
         write(d, leaf + ".pem", pem_cert(c) + pem_cert(inter))
         write(d, leaf + "-leaf.pem", pem_cert(c))
         write(d, leaf + ".key", pem_key(k))
+        write_tlsa(d, leaf, c)
         if leaf == "server-ec":
             write(d, "server-ec-combined.pem", pem_key(k) + pem_cert(c) + pem_cert(inter) + pem_cert(ca))
             write(d, "truncated.pem", (pem_key(k) + pem_cert(c))[:-200])
@@ -143,6 +161,7 @@ def main():
     c = make_cert(name("localhost"), k, name("localhost"), k, sans=names)
     write(d, "selfsigned.pem", pem_cert(c))
     write(d, "selfsigned.key", pem_key(k))
+    write_tlsa(d, "selfsigned", c)
 
     write(d, "garbage.pem", b"-----BEGIN CERTIFICATE-----\nnot base64 at all!!\n-----END CERTIFICATE-----\n"
           + os.urandom(64))
