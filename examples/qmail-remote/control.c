@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cachefile.h"
 #include "qmail-remote.h"
 
 struct controls ctl;
@@ -149,6 +150,10 @@ void controls_read(void)
 	control_lines("control/smtproutes", &ctl.smtproutes, &ctl.smtproutes_len);
 	control_lines("control/tlspolicy", &ctl.tlspolicy, &ctl.tlspolicy_len);
 	ctl.tlscafile = control_line("control/tlscafile");
+	ctl.tlscachedir = control_line("control/tlscachedir");
+	ctl.tlscachetimeout = control_int("control/tlscachetimeout", 3600);
+	if (ctl.tlscachetimeout > CACHE_LIFETIME_MAX)
+		ctl.tlscachetimeout = CACHE_LIFETIME_MAX;
 }
 
 /* The value of the line "key:value" for exactly |key| (case-insensitive). */

@@ -15,21 +15,41 @@
 
 #include "qmail-remote.h"
 
-static char *rep;
-static size_t replen, repcap;
+/* The report goes out through a fixed buffer, written whenever it fills
+ * and at the end (qmail-rspawn reads to end of file), so no report text
+ * depends on memory being available. */
+static char rep[4096];
+static size_t replen;
+
+static void rep_flush(void)
+{
+	size_t off = 0;
+	while (off < replen) {
+		ssize_t w = write(1, rep + off, replen - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;   /* nobody reads the report: nothing else to do with it */
+		off += (size_t)w;
+	}
+	replen = 0;
+}
 
 void outn(const char *s, size_t n)
 {
-	if (replen + n > repcap) {
-		size_t cap = (replen + n) * 2 + 256;
-		char *r = realloc(rep, cap);
-		if (!r)
-			_exit(0);
-		rep = r;
-		repcap = cap;
+	while (n) {
+		size_t k = sizeof rep - replen;
+		if (!k) {
+			rep_flush();
+			continue;
+		}
+		if (k > n)
+			k = n;
+		memcpy(rep + replen, s, k);
+		replen += k;
+		s += k;
+		n -= k;
 	}
-	memcpy(rep + replen, s, n);
-	replen += n;
 }
 
 void out(const char *s) { outn(s, strlen(s)); }
@@ -47,16 +67,8 @@ void zero(void) { outn("", 1); }
 
 void zerodie(void)
 {
-	size_t off = 0;
 	zero();
-	while (off < replen) {
-		ssize_t w = write(1, rep + off, replen - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			break;
-		off += (size_t)w;
-	}
+	rep_flush();
 	_exit(0);
 }
 

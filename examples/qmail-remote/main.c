@@ -11,6 +11,20 @@
 
 static struct ip ips[MAX_IPS];
 
+/* The port of an smtproutes line: 1 to 65535 in decimal, or the line is
+ * refused as an unreadable control file (Z) rather than read as another
+ * port. */
+static unsigned route_port(const char *s)
+{
+	unsigned long v = 0;
+	const char *d = s;
+	for (; *d >= '0' && *d <= '9' && v <= 65535; d++)
+		v = v * 10 + (unsigned long)(*d - '0');
+	if (d == s || *d || v < 1 || v > 65535)
+		temp_control();
+	return (unsigned)v;
+}
+
 int main(int argc, char **argv)
 {
 	const char *home = getenv("QMAILHOME");
@@ -45,7 +59,7 @@ int main(int argc, char **argv)
 		memcpy(relayhost, relay, rl);
 		relayhost[rl] = 0;
 		if (colon)
-			port = (unsigned)strtoul(colon + 1, NULL, 10);
+			port = route_port(colon + 1);
 		flagrelay = 1;
 	}
 	sender = argv[2];

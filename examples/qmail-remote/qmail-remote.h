@@ -53,6 +53,8 @@ struct controls {
 	char *tlspolicy;
 	size_t tlspolicy_len;
 	char *tlscafile;          /* path of the CA bundle (control/tlscafile), or NULL */
+	char *tlscachedir;        /* control/tlscachedir, or NULL: queue/tlscache */
+	int tlscachetimeout;      /* seconds a saved session is offered again */
 };
 extern struct controls ctl;
 void controls_read(void);
@@ -118,8 +120,14 @@ void policy_for(const char *domain, const char *mxhost, struct policy *p);
 #define TRY_NEXT 1
 #define TRY_PLAIN_LATER 2
 extern char tls_failure[1024];  /* the last reason a TLS-requiring delivery could not go on */
-int tls_start(struct conn *c, const struct ip *ip, const struct policy *p, const char *domain,
-    int implicit);
+int tls_start(struct conn *c, const struct ip *ip, unsigned port, const struct policy *p,
+    const char *domain);
+
+/* tlscache.c: saved sessions keyed by cache_key (cachefile.h); a miss,
+ * never an error, whatever goes wrong. */
+ssize_t tlscache_load(const char *key, unsigned char *sess, size_t n);
+void tlscache_store(const char *key, struct mailtls *s);
+void tlscache_drop(const char *key);
 
 /* smtp.c */
 extern char *sender;

@@ -101,7 +101,7 @@ int smtp(const struct ip *ip, unsigned port, const char *domain, int tls_allowed
 	if (p.level == POL_NONE) {
 		smtp_greet(c);
 	} else {
-		int r = tls_start(c, ip, &p, domain, port == 465);
+		int r = tls_start(c, ip, port, &p, domain);
 		if (r) {
 			free(c);
 			return r;

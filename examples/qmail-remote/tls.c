@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "cachefile.h"
 #include "qmail-remote.h"
 
 const char *policy_names[] = { "none", "may", "encrypt", "verify", "secure", "fingerprint" };
@@ -43,8 +44,20 @@ static const char *policy_line(const char *key, size_t klen)
 	return NULL;
 }
 
-/* A line's level and options into |p|; a line that names no level is
- * taken as "secure" would be: refuse it as unreadable control (Z). */
+/* An option's value into its field; one that does not fit is refused
+ * like an unreadable control file (cut, it would mean another file or
+ * name). */
+static void option(char *dst, size_t n, const char *v, size_t l)
+{
+	if (l >= n)
+		temp_control();
+	memcpy(dst, v, l);
+	dst[l] = 0;
+}
+
+/* A line's level and options into |p|.  A line naming an unknown level or
+ * option is refused as unreadable control (Z): any guess could weaken the
+ * policy meant. */
 static void policy_parse(const char *v, struct policy *p)
 {
 	const char *colon = strchr(v, ':');
@@ -58,18 +71,13 @@ static void policy_parse(const char *v, struct policy *p)
 	for (v = colon + 1; *v;) {
 		const char *end = strchr(v, ',');
 		size_t l = end ? (size_t)(end - v) : strlen(v);
-		char opt[2048];
-		if (l >= sizeof opt)
-			temp_control();
-		memcpy(opt, v, l);
-		opt[l] = 0;
-		if (!strncmp(opt, "ca=", 3))
-			snprintf(p->cafile, sizeof p->cafile, "%s", opt + 3);
-		else if (!strncmp(opt, "match=", 6))
-			snprintf(p->match, sizeof p->match, "%s", opt + 6);
-		else if (!strncmp(opt, "fingerprint=", 12))
-			snprintf(p->fingerprints, sizeof p->fingerprints, "%s", opt + 12);
-		else if (*opt)
+		if (l > 3 && !strncmp(v, "ca=", 3))
+			option(p->cafile, sizeof p->cafile, v + 3, l - 3);
+		else if (l > 6 && !strncmp(v, "match=", 6))
+			option(p->match, sizeof p->match, v + 6, l - 6);
+		else if (l > 12 && !strncmp(v, "fingerprint=", 12))
+			option(p->fingerprints, sizeof p->fingerprints, v + 12, l - 12);
+		else if (l)
 			temp_control();
 		v += l;
 		if (*v == ',')
@@ -241,22 +249,84 @@ static int set_names(struct mailtls *s, const struct policy *p, const char *doma
 	return mailtls_set_verify_names(s, names, k);
 }
 
+/* A reply's text for the report: lines joined by spaces, CRs and other
+ * bytes outside 32..126 as '?' (the code stays, once, as the reply says it). */
+static void reply_text(char *dst, size_t n, const char *reply)
+{
+	size_t k;
+	safe_copy(dst, n, reply);
+	for (k = 0; dst[k]; k++)
+		if (reply[k] == '\n')
+			dst[k] = ' ';
+	while (k > 0 && dst[k - 1] == ' ')
+		dst[--k] = 0;
+}
+
+/* The handshake on |s| under |p| ended in failure: the words for it. */
+static const char *failure_word(struct mailtls *s, const struct mailtls_starttls_info *info)
+{
+	int e = mailtls_errcode(s);
+	if (e == MAILTLS_E_INJECTION)
+		return "refused: plaintext injected after STARTTLS";
+	if (info && info->starttls_code != 220)
+		return "STARTTLS dialogue failed";   /* no handshake was tried */
+	if (mailtls_errcode_is_verify(e))
+		return "certificate verification failed";
+	return "handshake failed";
+}
+
+/* A failed start under TLS: the cache entry offered (if any) goes, and
+ * the next address is tried (may: this one again later, in plaintext). */
+static int tls_failed(struct conn *c, const struct ip *ip, const struct policy *p, struct mailtls *s,
+    struct mailtls_starttls_info *info, const char *key, int offered)
+{
+	fail_reason(ip->name, p, failure_word(s, info), s);
+	if (offered)
+		tlscache_drop(key);
+	mailtls_free(s);
+	free(info);
+	conn_quit_close(c);
+	return p->level == POL_MAY ? TRY_PLAIN_LATER : TRY_NEXT;
+}
+
+/* The saved session for |key|, offered on |s|: 1 when offered. */
+static int offer_saved(struct mailtls *s, const char *key)
+{
+	static unsigned char sess[CACHE_SESSION_MAX];
+	ssize_t n = tlscache_load(key, sess, sizeof sess);
+	int r;
+	if (n <= 0)
+		return 0;
+	r = mailtls_set_session(s, sess, (size_t)n);
+	explicit_bzero(sess, (size_t)n);
+	if (r < 0) {
+		tlscache_drop(key);   /* unusable bytes (another library version): a full handshake */
+		return 0;
+	}
+	return 1;
+}
+
 /* tls_start runs the start of the dialogue on |c| under policy |p|:
  * returns 0 with the greeting and EHLO done (in TLS or, where the policy
  * allows, in plaintext), TRY_NEXT (tls_failure says why) or
  * TRY_PLAIN_LATER (may: the handshake failed); it ends the delivery itself
- * (quit) when the host refused us the way netqmail reports. */
-int tls_start(struct conn *c, const struct ip *ip, const struct policy *p, const char *domain, int implicit)
+ * (quit) when the host refused us the way netqmail reports.  Port 465 is
+ * implicit TLS (RFC 8314).  A session saved by an earlier delivery to the
+ * same host, address, port and level is offered; the peer of a resumed
+ * session is checked against the policy all the same (mailtls.h). */
+int tls_start(struct conn *c, const struct ip *ip, unsigned port, const struct policy *p, const char *domain)
 {
 	struct mailtls_starttls_info *info = calloc(1, sizeof *info);
 	const char *ca, *sni = ip->name;   /* an address literal: no SNI, IP SANs checked */
 	struct mailtls_config *cfg;
 	struct mailtls *s;
-	int r, e;
+	char key[CACHE_KEY_MAX + 1];
+	int r, e, cached, offered = 0;
 	if (!info)
 		temp_nomem();
 	cfg = make_config(p, &ca);
 	if (!cfg) {
+		free(info);
 		conn_quit_close(c);
 		return TRY_NEXT;
 	}
@@ -266,15 +336,16 @@ int tls_start(struct conn *c, const struct ip *ip, const struct policy *p, const
 		temp_nomem();
 	if (set_names(s, p, domain) < 0)
 		temp_nomem();
-	if (implicit) {
-		if (mailtls_handshake_timeout(s, c->timeout) < 0) {
-			fail_reason(ip->name, p, "handshake failed", s);
-			mailtls_free(s);
-			conn_quit_close(c);
-			return p->level == POL_MAY ? TRY_PLAIN_LATER : TRY_NEXT;
-		}
+	cached = cache_key(key, sizeof key, policy_names[p->level], ip->name, partner, port) == 0;
+	if (cached)
+		offered = offer_saved(s, key);
+	if (port == 465) {
+		if (mailtls_handshake_timeout(s, c->timeout) < 0)
+			return tls_failed(c, ip, p, s, NULL, key, offered);
 		c->tls = s;
 		smtp_greet(c);
+		if (cached)
+			tlscache_store(key, s);
 		tls_summary(s, ip->name, ca, p);
 		free(info);
 		return 0;
@@ -286,8 +357,9 @@ int tls_start(struct conn *c, const struct ip *ip, const struct policy *p, const
 		mailtls_free(s);
 		quit(c, "ZConnected to ", " but greeting failed");
 	}
-	if (r < 0 && e == MAILTLS_E_PROTOCOL && info->ehlo_code && info->ehlo_code != 250 &&
-	    info->used_helo) {
+	if (r < 0 && e == MAILTLS_E_PROTOCOL && info->ehlo_code && info->ehlo_code / 100 != 2 &&
+	    !info->starttls_code) {
+		/* EHLO answered 4xx, or HELO refused after EHLO was: netqmail's words */
 		smtptext_set(info->ehlo);
 		mailtls_free(s);
 		quit(c, "ZConnected to ", " but my name was rejected");
@@ -297,15 +369,12 @@ int tls_start(struct conn *c, const struct ip *ip, const struct policy *p, const
 		dropped(c);
 	}
 	if (r == MAILTLS_STARTTLS_NOT_OFFERED || r == MAILTLS_STARTTLS_REFUSED) {
+		char t[200];
 		mailtls_free(s);
+		reply_text(t, sizeof t, info->starttls_reply);
 		if (p->level == POL_MAY) {
-			if (r == MAILTLS_STARTTLS_REFUSED) {
-				char t[200];
-				safe_copy(t, sizeof t, info->starttls_reply);
-				if (strlen(t) && t[strlen(t) - 1] == '?')
-					t[strlen(t) - 1] = 0;
+			if (r == MAILTLS_STARTTLS_REFUSED)
 				note_add("TLS: STARTTLS refused by %s [%s] (%s), sent in plaintext", ip->name, partner, t);
-			}
 			free(info);
 			return 0;   /* plaintext on the same connection: nothing is buffered */
 		}
@@ -313,26 +382,16 @@ int tls_start(struct conn *c, const struct ip *ip, const struct policy *p, const
 			snprintf(tls_failure, sizeof tls_failure,
 			    "TLS is required (policy %s) but %s [%s] did not offer STARTTLS", policy_names[p->level],
 			    ip->name, partner);
-		else {
-			char t[200];
-			safe_copy(t, sizeof t, info->starttls_reply);
+		else
 			snprintf(tls_failure, sizeof tls_failure,
-			    "TLS is required (policy %s) but %s [%s] refused STARTTLS: %d %s", policy_names[p->level],
-			    ip->name, partner, info->starttls_code, t);
-		}
+			    "TLS is required (policy %s) but %s [%s] refused STARTTLS: %s", policy_names[p->level],
+			    ip->name, partner, t);
 		free(info);
 		conn_quit_close(c);
 		return TRY_NEXT;
 	}
-	if (r < 0) {
-		const char *what = e == MAILTLS_E_INJECTION ? "refused: plaintext injected after STARTTLS" :
-		    mailtls_errcode_is_verify(e) ? "certificate verification failed" : "handshake failed";
-		fail_reason(ip->name, p, what, s);
-		mailtls_free(s);
-		free(info);
-		conn_quit_close(c);
-		return p->level == POL_MAY ? TRY_PLAIN_LATER : TRY_NEXT;
-	}
+	if (r < 0)
+		return tls_failed(c, ip, p, s, info, key, offered);
 	/* DONE: forget everything learned in plaintext; EHLO again under TLS. */
 	c->tls = s;
 	r = mailtls_smtp_ehlo(s, ctl.helohost, c->timeout, info);
@@ -342,6 +401,9 @@ int tls_start(struct conn *c, const struct ip *ip, const struct policy *p, const
 		smtptext_set(info->ehlo);
 		quit(c, "ZConnected to ", " but my name was rejected");
 	}
+	/* the EHLO reply came after any TLS 1.3 ticket: the newest is saved */
+	if (cached)
+		tlscache_store(key, s);
 	tls_summary(s, ip->name, ca, p);
 	free(info);
 	return 0;
