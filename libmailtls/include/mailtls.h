@@ -282,6 +282,36 @@ MAILTLS_EXPORT int mailtls_config_from_env(struct mailtls_config *cfg) MAILTLS_W
 MAILTLS_EXPORT int mailtls_config_set_ticket_keys(struct mailtls_config *cfg,
     const unsigned char *keys, size_t len) MAILTLS_WUR;
 
+/* Ticket keys shared by a fleet of servers.  A key is an 80-byte record:
+ * a 16-byte name (sent in every ticket, to find the key again), a 32-byte
+ * HMAC-SHA256 key and a 32-byte AES-256-CBC key; random bytes make one
+ * ("head -c 80 /dev/urandom", "openssl rand 80").  A key set is 1 to
+ * MAILTLS_TICKET_KEYS_MAX such records one after the other, nothing else:
+ * the first key issues every new ticket; every key listed decrypts the
+ * tickets it issued, and a ticket decrypted with a key other than the
+ * first is replaced by one under the first.  A ticket whose key is not
+ * listed (or was never) gets a full handshake.  Rotation: put a new key
+ * first and keep the old one second while its tickets should still resume
+ * (the tickets' lifetime); then drop it.  Servers that share the set
+ * resume one another's sessions.
+ * mailtls_config_set_ticket_keys_mem sets the set from |len| bytes
+ * (copied), replacing any earlier keys, mailtls_config_set_ticket_keys'
+ * included (and that call replaces a set again).  -1 with
+ * MAILTLS_E_CONFIG when |len| is 0, not a multiple of 80 or over the
+ * maximum, or two records share a name. */
+#define MAILTLS_TICKET_KEY_LEN 80
+#define MAILTLS_TICKET_KEYS_MAX 16
+MAILTLS_EXPORT int mailtls_config_set_ticket_keys_mem(struct mailtls_config *cfg,
+    const unsigned char *keys, size_t len) MAILTLS_WUR;
+
+/* mailtls_config_set_ticket_keys_file reads the set from |path|: a
+ * regular file that neither its group nor others may read, write or run
+ * (mode 0600 or 0400), else -1 with MAILTLS_E_CONFIG naming the file;
+ * then as mailtls_config_set_ticket_keys_mem.  Memory that held the keys
+ * is cleansed. */
+MAILTLS_EXPORT int mailtls_config_set_ticket_keys_file(struct mailtls_config *cfg,
+    const char *path) MAILTLS_WUR;
+
 /* ------------------------------------------------------------------ */
 /* Sessions                                                             */
 /* ------------------------------------------------------------------ */
@@ -686,6 +716,66 @@ MAILTLS_EXPORT int mailtls_smtp_ehlo(struct mailtls *s, const char *name, int se
 /* mailtls_smtp_has_capability returns 1 when |info|'s capability list
  * holds the keyword |kw| (case-insensitive, e.g. "PIPELINING", "AUTH"). */
 MAILTLS_EXPORT int mailtls_smtp_has_capability(const struct mailtls_starttls_info *info, const char *kw);
+
+/* ------------------------------------------------------------------ */
+/* PROXY protocol (a load balancer's header)                            */
+/* ------------------------------------------------------------------ */
+
+/* A TCP load balancer (HAProxy "send-proxy" / "send-proxy-v2") sends, before
+ * any byte of the client's, a header naming the client's address and the
+ * address the client connected to (HAProxy's proxy-protocol.txt, versions
+ * 1 and 2).  Only a server that knows the connection comes from a trusted
+ * balancer may read one: from anybody else it is a forged address. */
+
+/* The longest v1 header, "PROXY TCP6 ... \r\n" (107 bytes). */
+#define MAILTLS_PROXYPROTO_V1_MAX 107
+
+/* What a header says.  Addresses are text as inet_ntop(3) writes them;
+ * after -1, errcode and error say why. */
+struct mailtls_proxyproto {
+	int version;              /* 1 or 2 */
+	int local;                /* 1: the header names no client (v2 LOCAL, such as a health check;
+	                             v2 PROXY with the UNSPEC family; v1 UNKNOWN): the
+	                             connection's own addresses stand */
+	int v6;                   /* 1: the addresses are IPv6, 0: IPv4 */
+	char srcip[46];           /* the client */
+	unsigned srcport;
+	char dstip[46];           /* the address the client connected to (on the balancer) */
+	unsigned dstport;
+	int errcode;              /* MAILTLS_E_* after -1 */
+	char error[160];          /* the message after -1 */
+};
+
+/* mailtls_proxyproto_parse looks at the |len| bytes of |buf| as the start
+ * of a connection.  Returns the header's length (> 0) when |buf| begins
+ * with a whole valid header (bytes after it are not looked at) and fills
+ * |out|; 0 when |buf| is a valid beginning of a header, with *need set to
+ * the number of further bytes that certainly belong to it (>= 1: reading
+ * that many more never reads past the header); -1 when |buf| cannot begin
+ * a header: no PROXY signature (a TLS ClientHello, a client's command),
+ * or a malformed one (out->errcode MAILTLS_E_PROTOCOL, out->error says
+ * what).  |len| 0 returns 0.  Version 1: "PROXY TCP4|TCP6 src dst sport
+ * dport\r\n" with single spaces, addresses only in their canonical form,
+ * ports 0-65535 without leading zeros, at most MAILTLS_PROXYPROTO_V1_MAX
+ * bytes, or "PROXY UNKNOWN...\r\n".  Version 2: the 12-byte signature,
+ * version 2, the LOCAL or PROXY command, TCP over IPv4 or IPv6 (UNSPEC
+ * only as "local"; UDP and UNIX sockets are refused), an address block the
+ * length holds; TLVs after the addresses are skipped, not interpreted.
+ * Pure: no I/O, no allocation.  -1 with errno EINVAL for NULL arguments. */
+MAILTLS_EXPORT int mailtls_proxyproto_parse(const void *buf, size_t len,
+    struct mailtls_proxyproto *out, size_t *need) MAILTLS_WUR;
+
+/* mailtls_proxyproto_read reads one header from |fd| within |secs|
+ * seconds (poll(2); the descriptor's flags are not changed) and never a
+ * byte past it, so what follows (the ClientHello, the client's first
+ * command) is still unread.  Returns the header's length with |out|
+ * filled, or -1 with out->errcode: MAILTLS_E_PROTOCOL (no header, a
+ * malformed one, or the connection ended before its end),
+ * MAILTLS_E_TIMEOUT, MAILTLS_E_SYSTEM (errno kept), MAILTLS_E_NOMEM,
+ * MAILTLS_E_USAGE (|fd| < 0; errno EINVAL, and -1 without touching a NULL
+ * |out|).  Bytes of a failed header have been consumed: drop the
+ * connection. */
+MAILTLS_EXPORT ssize_t mailtls_proxyproto_read(int fd, int secs, struct mailtls_proxyproto *out) MAILTLS_WUR;
 
 /* ------------------------------------------------------------------ */
 /* UCSPI-TLS (delayed TLS, for programs that do their own STARTTLS)     */

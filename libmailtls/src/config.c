@@ -162,16 +162,6 @@ int mailtls_config_set_max_protocol(struct mailtls_config *cfg, int version)
 	return 0;
 }
 
-int mailtls_config_set_ticket_keys(struct mailtls_config *cfg, const unsigned char *keys, size_t len)
-{
-	mt_cfg_clearerr(cfg);
-	if (!keys || len != 48 || !SSL_CTX_set_tlsext_ticket_keys(cfg->ctx, keys, len)) {
-		mt_cfg_seterr(cfg, MAILTLS_E_USAGE, "ticket keys are 48 bytes");
-		return -1;
-	}
-	return 0;
-}
-
 int mailtls_config_add_pin(struct mailtls_config *cfg, const char *pin)
 {
 	struct mt_pin p, *v;
