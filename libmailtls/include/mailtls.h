@@ -893,7 +893,10 @@ struct mailtls_proxy_out {
  * lone dot, IMAP literals "{n}" / "{n+}", SASL exchanges) is forwarded
  * without being read as commands.  STARTTLS is refused (503 / -ERR / BAD)
  * with parameters (SMTP 501), once TLS is on, after a successful login,
- * inside an SMTP mail transaction and after POP3 USER.  Returns a
+ * inside an SMTP mail transaction and after POP3 USER.  An IMAP command
+ * whose tag is not an RFC 3501 tag of at most 63 bytes ("*", "+", 64
+ * bytes or more) gets "* BAD" and is dropped with its literal, so every
+ * command forwarded can be matched to its completion.  Returns a
  * MAILTLS_PROXY_* action, or -1 (errno EINVAL) for a bad argument. */
 MAILTLS_EXPORT int mailtls_proxy_client_line(struct mailtls_proxy *p, const char *line, size_t len,
     int more, struct mailtls_proxy_out *out) MAILTLS_WUR;
@@ -928,9 +931,9 @@ struct mailtls_proxy_io {
 };
 
 /* mailtls_proxy_run drives |p| between the client on |s|'s descriptors
- * (a server session, before its handshake) and the program.  Before TLS
- * it reads the client with the bounded reader that never reads past a
- * line, so when STARTTLS is accepted nothing that follows it has been
+ * (a server session, before its handshake; sockets or pipes) and the
+ * program.  Before TLS it reads the client with the bounded reader that
+ * never reads past a line, so when STARTTLS is accepted nothing that follows it has been
  * consumed; bytes already waiting then are refused (MAILTLS_PROXY_CLOSE).
  * Lines before TLS are at most 1000 bytes; their terminator reaches the
  * program as CR LF.  Returns 0 when the program's output ended (or the

@@ -15,7 +15,7 @@
 #include "internal.h"
 
 #define PX_QUEUE 64               /* commands whose replies are due */
-#define PX_TAG 64                 /* IMAP tags kept (longer ones are not tracked) */
+#define PX_TAG 64                 /* IMAP tags are shorter (longer ones are refused) */
 #define PX_OUT (3 * MAILTLS_PROXY_CHUNK + 512)
 
 /* What a queued command is, for its reply. */
@@ -40,6 +40,7 @@ struct mailtls_proxy {
 	int tls;                      /* the handshake is done */
 	int starttls;                 /* STARTTLS accepted, handshake not yet recorded */
 	int closing;                  /* MAILTLS_PROXY_CLOSE given */
+	int injection;                /* ... for plaintext pipelined after STARTTLS (else a protocol error) */
 	int authed;                   /* a login succeeded */
 	int in_mail;                  /* SMTP: MAIL accepted, transaction open */
 	int need_ehlo;                /* SMTP: after TLS, until EHLO/HELO */

@@ -23,11 +23,28 @@ static int starttls(struct mailtls_proxy *p, const char *tag, size_t taglen, int
 	if (p->authed)
 		return answer(p, tag, taglen, " BAD STARTTLS only before login\r\n");
 	if (more) {
+		p->injection = 1;
 		answer(p, tag, taglen, " BAD plaintext pipelined after STARTTLS, closing\r\n");
 		return MAILTLS_PROXY_CLOSE;
 	}
 	answer(p, tag, taglen, " OK Begin TLS negotiation now\r\n");
 	return MAILTLS_PROXY_STARTTLS;
+}
+
+/* RFC 3501 tag: ASTRING-CHARs but "+", here shorter than PX_TAG.  A tag
+ * the program could answer in another form ("*", "+ ...") or that the
+ * queue cannot hold would never be matched to its completion: its queue
+ * entry would stay, and once the queue is full every command would wait. */
+static int good_tag(const char *t, size_t n)
+{
+	if (n == 0 || n >= PX_TAG)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)t[i];
+		if (c <= 0x20 || c >= 0x7f || strchr("(){%*\"\\+", c))
+			return 0;
+	}
+	return 1;
 }
 
 /* The rest of a command (or response) after literal bytes: |s|, |n| up to
@@ -111,6 +128,14 @@ int mt_px_imap_client(struct mailtls_proxy *p, const struct mt_px_line *l, int m
 		return MAILTLS_PROXY_CONTINUE;
 	}
 	taglen = (size_t)(sp - tag);
+	if (!good_tag(tag, taglen)) {
+		if (p->qlen)
+			return MAILTLS_PROXY_WAIT;
+		mt_px_client_str(p, "* BAD invalid or overlong command tag\r\n");
+		p->c_drop = 1;
+		after_literal(p, l->p, l->len, 1, 1);
+		return MAILTLS_PROXY_CONTINUE;
+	}
 	mt_px_split(sp + 1, l->len - taglen - 1, &c);   /* "command args" */
 	arg = mt_px_has_arg(&c);
 	if (mt_px_verb(&c, "STARTTLS", NULL))
@@ -131,9 +156,8 @@ int mt_px_imap_client(struct mailtls_proxy *p, const struct mt_px_line *l, int m
 	mt_px_push(p, kind, tag, taglen);
 	after_literal(p, l->p, l->len, 1, 1);
 	if (p->c_lit_wait) {
-		size_t n = taglen < PX_TAG ? taglen : PX_TAG - 1;
-		memcpy(p->lit_tag, tag, n);
-		p->lit_tag[n] = 0;
+		memcpy(p->lit_tag, tag, taglen);
+		p->lit_tag[taglen] = 0;
 	}
 	return MAILTLS_PROXY_CONTINUE;
 }

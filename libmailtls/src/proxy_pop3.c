@@ -16,6 +16,7 @@ static int stls(struct mailtls_proxy *p, int more)
 	if (p->user_sent)
 		return mt_px_answer(p, "-ERR STLS not allowed after USER\r\n");
 	if (more) {
+		p->injection = 1;
 		mt_px_client_str(p, "-ERR plaintext pipelined after STLS, closing\r\n");
 		return MAILTLS_PROXY_CLOSE;
 	}

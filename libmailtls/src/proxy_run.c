@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -154,22 +155,31 @@ static int client_lines(struct run *r)
 	return 0;
 }
 
+/* Before TLS, once poll reported the client's descriptor: 1 when that
+ * was its end (end of file, a reset), not a byte; nothing is read. */
+static int client_gone(struct run *r)
+{
+	int fd = r->s->r.fd, avail = 0;
+	if (r->s->r.sock) {
+		char c;
+		ssize_t k;
+		do
+			k = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		while (k < 0 && errno == EINTR);
+		return k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+	}
+	/* A pipe or a tty: readable with no byte waiting is its end.  Where
+	 * there is no count, the line reader finds the end (as an error). */
+	return ioctl(fd, FIONREAD, &avail) == 0 && avail == 0;
+}
+
 /* Before TLS: one line from the client, without reading past it. */
 static int client_plain_line(struct run *r)
 {
 	struct mt_line line;
 	struct timespec dl;
-	char c;
-	ssize_t k;
-	do
-		k = recv(r->s->r.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-	while (k < 0 && errno == EINTR);
-	if (k == 0) {
+	if (client_gone(r)) {
 		r->client_eof = 1;
-		return 0;
-	}
-	if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-		r->client_eof = 1;   /* reset: gone */
 		return 0;
 	}
 	mt_deadline(&dl, r->secs);
@@ -254,7 +264,11 @@ static int loop(struct run *r)
 		if (prog_lines(r) < 0 || (r->px->tls && client_lines(r) < 0))
 			return -1;
 		if (r->action == MAILTLS_PROXY_CLOSE) {
-			mt_seterr(r->s, MAILTLS_E_INJECTION, "proxy: command refused (plaintext pipelined after STARTTLS, or an overlong line), connection closed");
+			if (r->px->injection)
+				mt_seterr(r->s, MAILTLS_E_INJECTION, "proxy: plaintext pipelined after STARTTLS refused, connection closed");
+			else
+				mt_seterr(r->s, MAILTLS_E_PROTOCOL, "proxy: command line longer than %d bytes refused, connection closed",
+				    MAILTLS_PROXY_CHUNK);
 			return -1;
 		}
 		if (r->action == MAILTLS_PROXY_STARTTLS && start_tls(r) < 0)

@@ -24,6 +24,7 @@ static int starttls(struct mailtls_proxy *p, int has_arg, int more)
 	if (p->in_mail)
 		return mt_px_answer(p, "503 5.5.1 STARTTLS not allowed inside a mail transaction\r\n");
 	if (more) {
+		p->injection = 1;
 		mt_px_client_str(p, "503 5.5.1 Plaintext pipelined after STARTTLS, closing\r\n");
 		return MAILTLS_PROXY_CLOSE;
 	}

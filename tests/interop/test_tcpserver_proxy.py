@@ -246,6 +246,12 @@ def pop3_raw(port):
     return socket.create_connection(("127.0.0.1", port), timeout=WAIT)
 
 
+def pop3_stls(sock, pki):
+    sock.sendall(b"STLS\r\n")
+    assert read_until(sock, rb"^\+OK[^\r\n]*\r\n") == b"+OK Begin TLS negotiation\r\n"
+    return ctx_ca(pki).wrap_socket(sock, server_hostname="localhost")
+
+
 def test_pop3_require_tls_before_greeting(work, tss, qmail_pem, pki):
     srv = pop3_server(work, tss, qmail_pem, opts=("-E",))
     s = pop3_raw(srv.port)
@@ -254,9 +260,7 @@ def test_pop3_require_tls_before_greeting(work, tss, qmail_pem, pki):
     assert re.fullmatch(rb"\+OK <[^>]+>\r\n-ERR TLS required: use STLS first\r\n", data), data
     s.sendall(b"PASS pass\r\n")
     assert read_until(s, rb"^-ERR[^\r\n]*\r\n").startswith(b"-ERR TLS required")
-    s.sendall(b"STLS\r\n")
-    assert read_until(s, rb"^\+OK[^\r\n]*\r\n") == b"+OK Begin TLS negotiation\r\n"
-    t = ctx_ca(pki).wrap_socket(s, server_hostname="localhost")
+    t = pop3_stls(s, pki)
     t.sendall(b"USER user\r\n")
     assert read_until(t, rb"^[+-][^\r\n]*\r\n") == b"+OK \r\n"
     t.sendall(b"PASS pass\r\nQUIT\r\n")
@@ -271,9 +275,7 @@ def test_pop3_capa_answered_by_proxy(work, tss, qmail_pem, pki):
     assert read_until(s, rb"^\+OK [^\r\n]*\r\n").startswith(b"+OK <")
     s.sendall(b"CAPA\r\n")
     assert read_until(s, rb"^\.\r\n") == b"+OK Capability list follows\r\nSTLS\r\nUSER\r\n.\r\n"
-    s.sendall(b"STLS\r\n")
-    assert read_until(s, rb"^\+OK[^\r\n]*\r\n") == b"+OK Begin TLS negotiation\r\n"
-    t = ctx_ca(pki).wrap_socket(s, server_hostname="localhost")
+    t = pop3_stls(s, pki)
     t.sendall(b"CAPA\r\n")
     assert read_until(t, rb"^\.\r\n") == b"+OK Capability list follows\r\nUSER\r\n.\r\n"
     t.sendall(b"STLS\r\n")

@@ -1,11 +1,19 @@
 /* test_proxy.c -- the server STARTTLS proxy's state machine
  * (mailtls_proxy_*_line): capability rewriting, STARTTLS answered, the
  * injection rule (S1), message data and literals never read as commands,
- * refusals (S3-S5). */
+ * refusals (S3-S5), IMAP tags that could not be tracked; and its driver
+ * mailtls_proxy_run with a TLS client over a socketpair or over pipes
+ * (the reason a refused session gives). */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "mailtls.h"
-#include "t.h"
+#include "testutil.h"
 
 static struct mailtls_proxy_out o;
 static char got[16384];
@@ -301,6 +309,240 @@ static void test_imap(void)
 	mailtls_proxy_free(p);
 }
 
+static void test_imap_tags(void)
+{
+	char tag[80], line[256];
+	struct mailtls_proxy *p = mailtls_proxy_new(MAILTLS_IMAP, 0);
+	CHECK(p);
+	sv(p, "* OK ready\r\n");
+	/* 63 bytes: tracked (its STARTTLS waits for its completion) */
+	memset(tag, 'a', 63);
+	tag[63] = 0;
+	snprintf(line, sizeof line, "%s NOOP\r\n", tag);
+	CHECK_EQ(cl(p, line, 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(toprog(), line);
+	CHECK_EQ(cl(p, "s STARTTLS\r\n", 0), MAILTLS_PROXY_WAIT);
+	snprintf(line, sizeof line, "%s OK done\r\n", tag);
+	sv(p, line);
+	/* 64 bytes and more, "*", "+", a tag with a bracket or a quote: refused
+	 * here, never queued; no number of them fills the queue */
+	memset(tag, 'b', 64);
+	tag[64] = 0;
+	snprintf(line, sizeof line, "%s NOOP\r\n", tag);
+	for (int i = 0; i < 200; i++) {
+		CHECK_EQ(cl(p, line, 0), MAILTLS_PROXY_CONTINUE);
+		CHECK_STR(toclient(), "* BAD invalid or overlong command tag\r\n");
+		CHECK_EQ(o.prog_len, 0);
+	}
+	CHECK_EQ(cl(p, "* NOOP\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_STR(toclient(), "* BAD invalid or overlong command tag\r\n");
+	CHECK_EQ(cl(p, "+ NOOP\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_EQ(cl(p, "a(b NOOP\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_EQ(cl(p, "\"a\" NOOP\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_EQ(o.prog_len, 0);
+	/* the literal of a refused command is dropped, not read as a command */
+	snprintf(line, sizeof line, "%s APPEND inbox {12+}\r\n", tag);
+	CHECK_EQ(cl(p, line, 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_EQ(cl(p, "c STARTTLS\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_EQ(o.client_len + o.prog_len, 0);
+	CHECK_EQ(cl(p, "\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_EQ(o.client_len + o.prog_len, 0);
+	/* behind a queued command the refusal waits its turn */
+	CHECK_EQ(cl(p, "d NOOP\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK_EQ(cl(p, "* NOOP\r\n", 0), MAILTLS_PROXY_WAIT);
+	sv(p, "d OK done\r\n");
+	CHECK_EQ(cl(p, "* NOOP\r\n", 0), MAILTLS_PROXY_CONTINUE);
+	CHECK(!strncmp(toclient(), "* BAD", 5));
+	/* a tag with "]" is fine (RFC 3501 ASTRING-CHAR) */
+	CHECK_EQ(cl(p, "e] STARTTLS\r\n", 0), MAILTLS_PROXY_STARTTLS);
+	CHECK_STR(toclient(), "e] OK Begin TLS negotiation now\r\n");
+	mailtls_proxy_free(p);
+}
+
+/* ---- mailtls_proxy_run: the proxy in a thread; the test is the client
+ * (plaintext, then TLS) and the program (two pipes). */
+
+#define WAIT_MS 20000   /* a guard against a hang, never a measure */
+
+struct run {
+	pthread_t th;
+	struct mailtls_proxy *px;
+	struct mailtls *s;
+	struct mailtls_proxy_io io;
+	int ret, errcode;
+	int prog_out;   /* the program's output: the test writes */
+	int prog_in;    /* the program's input: the test reads */
+};
+
+static void *run_thread(void *arg)
+{
+	struct run *r = arg;
+	r->ret = mailtls_proxy_run(r->px, r->s, &r->io);
+	r->errcode = mailtls_errcode(r->s);
+	return NULL;
+}
+
+static void run_start(struct run *r, int proto, struct mailtls_config *cfg, int rfd, int wfd)
+{
+	int out[2], in[2];
+	memset(r, 0, sizeof *r);
+	CHECK(pipe(out) == 0 && pipe(in) == 0);
+	CHECK((r->px = mailtls_proxy_new(proto, 0)) != NULL);
+	CHECK((r->s = mailtls_server(cfg, rfd, wfd)) != NULL);
+	r->io.prog_rfd = out[0];
+	r->io.prog_wfd = in[1];
+	r->io.handshake_secs = 20;
+	r->io.io_secs = 20;
+	r->prog_out = out[1];
+	r->prog_in = in[0];
+	CHECK(pthread_create(&r->th, NULL, run_thread, r) == 0);
+}
+
+static void run_end(struct run *r)
+{
+	if (r->prog_out >= 0)
+		close(r->prog_out);
+	CHECK(pthread_join(r->th, NULL) == 0);
+	close(r->prog_in);
+	close(r->io.prog_rfd);     /* io.prog_wfd: closed by mailtls_proxy_run */
+	mailtls_free(r->s);
+	mailtls_proxy_free(r->px);
+}
+
+static void put(int fd, const char *text)
+{
+	CHECK_EQ(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+}
+
+/* One line from a plain descriptor, up to its LF; "" at end of file. */
+static const char *fd_line(int fd)
+{
+	size_t n = 0;
+	while (n < sizeof got - 1) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		ssize_t k;
+		CHECK(poll(&pf, 1, WAIT_MS) == 1);
+		k = read(fd, got + n, 1);
+		CHECK(k >= 0);
+		if (k == 0 || got[n++] == '\n')
+			break;
+	}
+	got[n] = 0;
+	return got;
+}
+
+/* One line through a TLS session; "" at its end. */
+static const char *tls_line(struct mailtls *c)
+{
+	size_t n = 0;
+	while (n < sizeof got - 1) {
+		ssize_t k = mailtls_timeoutread(WAIT_MS / 1000, c, got + n, 1);
+		CHECK_OK(c, k);
+		if (k == 0 || got[n++] == '\n')
+			break;
+	}
+	got[n] = 0;
+	return got;
+}
+
+static void tls_put(struct mailtls *c, const char *text)
+{
+	CHECK_OK(c, mailtls_timeoutwrite(WAIT_MS / 1000, c, text, strlen(text)));
+}
+
+/* The SMTP dialogue up to TLS: greeting, EHLO, STARTTLS, handshake, the
+ * proxy's RSET.  |crfd|/|cwfd|: the client's descriptors. */
+static void smtp_to_tls(struct run *r, struct mailtls *c, int crfd, int cwfd)
+{
+	put(r->prog_out, "220 mx ESMTP\r\n");
+	CHECK_STR(fd_line(crfd), "220 mx ESMTP\r\n");
+	put(cwfd, "EHLO c\r\n");
+	CHECK_STR(fd_line(r->prog_in), "EHLO c\r\n");
+	put(r->prog_out, "250 mx\r\n");
+	CHECK_STR(fd_line(crfd), "250-mx\r\n");
+	CHECK_STR(fd_line(crfd), "250 STARTTLS\r\n");
+	put(cwfd, "STARTTLS\r\n");
+	CHECK_STR(fd_line(crfd), "220 2.0.0 Ready to start TLS\r\n");
+	CHECK_OK(c, mailtls_handshake_timeout(c, WAIT_MS / 1000));
+	CHECK_STR(fd_line(r->prog_in), "RSET\r\n");
+	put(r->prog_out, "250 flushed\r\n");
+}
+
+/* The client on two pipes, not a socket: lines before TLS, the handshake
+ * and the session after it all work there. */
+static void test_run_pipes(void)
+{
+	struct mailtls_config *scfg = tu_server_config("server-ec.pem", "server-ec.key"), *ccfg = tu_client_config();
+	int c2p[2], p2c[2];
+	struct mailtls *c;
+	struct run r;
+	CHECK(pipe(c2p) == 0 && pipe(p2c) == 0);
+	run_start(&r, MAILTLS_SMTP, scfg, c2p[0], p2c[1]);
+	CHECK((c = mailtls_client(ccfg, p2c[0], c2p[1], "localhost")) != NULL);
+	smtp_to_tls(&r, c, p2c[0], c2p[1]);
+	tls_put(c, "EHLO c\r\n");
+	CHECK_STR(fd_line(r.prog_in), "EHLO c\r\n");
+	put(r.prog_out, "250 mx\r\n");
+	CHECK_STR(tls_line(c), "250 mx\r\n");
+	tls_put(c, "QUIT\r\n");
+	CHECK_STR(fd_line(r.prog_in), "QUIT\r\n");
+	put(r.prog_out, "221 bye\r\n");
+	close(r.prog_out);
+	r.prog_out = -1;
+	CHECK_STR(tls_line(c), "221 bye\r\n");
+	CHECK_STR(tls_line(c), "");            /* close_notify */
+	run_end(&r);
+	CHECK_EQ(r.ret, 0);
+	mailtls_free(c);
+	for (int i = 0; i < 2; i++) {
+		close(c2p[i]);
+		close(p2c[i]);
+	}
+	mailtls_config_free(scfg);
+	mailtls_config_free(ccfg);
+}
+
+/* A refused session says why: plaintext pipelined after STARTTLS is an
+ * injection, an overlong command line (here under TLS) a protocol error. */
+static void test_run_close_reasons(void)
+{
+	struct mailtls_config *scfg = tu_server_config("server-ec.pem", "server-ec.key"), *ccfg = tu_client_config();
+	char big[MAILTLS_PROXY_CHUNK + 100];
+	struct mailtls *c;
+	struct run r;
+	int sv[2];
+
+	tu_socketpair(sv);
+	run_start(&r, MAILTLS_SMTP, scfg, sv[0], sv[0]);
+	put(r.prog_out, "220 mx ESMTP\r\n");
+	CHECK_STR(fd_line(sv[1]), "220 mx ESMTP\r\n");
+	put(sv[1], "STARTTLS\r\nRSET\r\n");
+	CHECK_STR(fd_line(sv[1]), "503 5.5.1 Plaintext pipelined after STARTTLS, closing\r\n");
+	run_end(&r);
+	CHECK_EQ(r.ret, -1);
+	CHECK_EQ(r.errcode, MAILTLS_E_INJECTION);
+	close(sv[0]);
+	close(sv[1]);
+
+	tu_socketpair(sv);
+	run_start(&r, MAILTLS_SMTP, scfg, sv[0], sv[0]);
+	CHECK((c = mailtls_client(ccfg, sv[1], sv[1], "localhost")) != NULL);
+	smtp_to_tls(&r, c, sv[1], sv[1]);
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = 0;
+	memcpy(big, "EHLO ", 5);
+	tls_put(c, big);
+	CHECK_STR(tls_line(c), "500 5.5.2 Line too long\r\n");
+	run_end(&r);
+	CHECK_EQ(r.ret, -1);
+	CHECK_EQ(r.errcode, MAILTLS_E_PROTOCOL);
+	mailtls_free(c);
+	close(sv[0]);
+	close(sv[1]);
+	mailtls_config_free(scfg);
+	mailtls_config_free(ccfg);
+}
+
 static void test_args(void)
 {
 	struct mailtls_proxy *p = mailtls_proxy_new(MAILTLS_SMTP, 0);
@@ -322,6 +564,10 @@ int main(void)
 	RUN(test_smtp_auth);
 	RUN(test_pop3);
 	RUN(test_imap);
+	RUN(test_imap_tags);
 	RUN(test_args);
+	signal(SIGPIPE, SIG_IGN);
+	RUN(test_run_pipes);
+	RUN(test_run_close_reasons);
 	return 0;
 }
