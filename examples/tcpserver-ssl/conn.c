@@ -285,17 +285,91 @@ static void run_proxy(const struct opts *o, struct mailtls_config *cfg, struct c
 	end_prog_and_exit(pid, &none, ci->fd, 111);
 }
 
+/* The PROXY header of a trusted balancer (-k): the client it names takes
+ * the place of the balancer in |ci|, and the balancer's own connection
+ * goes into |via|.  Returns 1 when a header named a client, 0 for a LOCAL
+ * or UNKNOWN header and for connections not from a trusted balancer.  A
+ * header that is missing, malformed or cut short, or one sent by another
+ * address, ends the connection here, before anything is written to it or
+ * started for it. */
+static int proxy_header(const struct opts *o, struct conninfo *ci, struct conninfo *via)
+{
+	struct mailtls_proxyproto pp;
+	size_t need;
+	*via = *ci;
+	if (!o->ntrusted)
+		return 0;
+	if (!trust_match(o, ci->remoteip)) {
+		/* Untrusted: a header is a forged address.  With TLS at once the
+		 * first bytes are a ClientHello, which never looks like a header,
+		 * so they are awaited (the handshake would wait for them anyway);
+		 * where the server speaks first only what already came is seen
+		 * (a header arriving later is a line of the protocol, never an
+		 * address). */
+		unsigned char peek[16];
+		struct pollfd p = { .fd = ci->fd, .events = POLLIN };
+		int implicit = o->tls && !o->ucspitls && !o->proxy;
+		ssize_t n = 0;
+		if (poll(&p, 1, implicit ? o->hs_timeout * 1000 : 0) > 0)
+			n = recv(ci->fd, peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT);
+		if (n > 0 && mailtls_proxyproto_parse(peek, (size_t)n, &pp, &need) >= 0) {
+			log_error("proxy header dropped %ld from %s:%u: a PROXY header from an address not trusted (-k)",
+			    (long)getpid(), ci->remoteip, ci->remoteport);
+			_exit(100);
+		}
+		return 0;
+	}
+	if (mailtls_proxyproto_read(ci->fd, o->hs_timeout, &pp) < 0) {
+		log_error("proxy header dropped %ld from %s:%u: %s", (long)getpid(), ci->remoteip, ci->remoteport,
+		    pp.error);
+		_exit(pp.errcode == MAILTLS_E_PROTOCOL ? 100 : 111);
+	}
+	log_status("proxy header %ld v%d%s from %s:%u", (long)getpid(), pp.version, pp.local ? " local" : "",
+	    ci->remoteip, ci->remoteport);
+	if (pp.local)
+		return 0;
+	snprintf(ci->remoteip, sizeof ci->remoteip, "%s", pp.srcip);
+	snprintf(ci->localip, sizeof ci->localip, "%s", pp.dstip);
+	ci->remoteport = pp.srcport;
+	ci->localport = pp.dstport;
+	ci->v6 = pp.v6;
+	ci->scope = 0;
+	return 1;
+}
+
+/* PROXYREMOTEIP and the rest: the balancer's connection to us, set only
+ * when a header named the client (inherited ones always go). */
+static void proxy_env(const struct conninfo *via, int proxied)
+{
+	char port[16];
+	static const char *const names[] = { "PROXYREMOTEIP", "PROXYREMOTEPORT", "PROXYLOCALIP", "PROXYLOCALPORT" };
+	if (!proxied) {
+		for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+			unsetenv(names[i]);
+		return;
+	}
+	ucspi_setenv("PROXYREMOTEIP", via->remoteip);
+	snprintf(port, sizeof port, "%u", via->remoteport);
+	ucspi_setenv("PROXYREMOTEPORT", port);
+	ucspi_setenv("PROXYLOCALIP", via->localip);
+	snprintf(port, sizeof port, "%u", via->localport);
+	ucspi_setenv("PROXYLOCALPORT", port);
+}
+
 void conn_serve(const struct opts *o, struct mailtls_config *cfg, struct conninfo *ci)
 {
+	struct conninfo via;
+	int proxied;
 	char lhost[256], rhost[256], rinfo[256], where[1024];
 	const char *lh = o->localname, *rh = NULL, *ri = NULL;
 	struct rules_result rr;
 	int one = 1, found = 0, deny = 0;
 
 	memset(&rr, 0, sizeof rr);
-	log_status("pid %ld from %s", (long)getpid(), ci->remoteip);
 	if (!o->keep_ipopts && !ci->v6)
 		setsockopt(ci->fd, IPPROTO_IP, IP_OPTIONS, NULL, 0);
+	proxied = proxy_header(o, ci, &via);
+	log_status("pid %ld from %s", (long)getpid(), ci->remoteip);
 	setsockopt(ci->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	if ((!o->tls || o->ucspitls || o->proxy) && o->banner) {
 		/* Plain tcpserver writes the banner before any lookup; so do -y
@@ -307,7 +381,9 @@ void conn_serve(const struct opts *o, struct mailtls_config *cfg, struct conninf
 		lh = lhost;
 	if (o->lookup_remote && name_of(ci->remoteip, o->paranoid, rhost, sizeof rhost))
 		rh = rhost;
-	if (o->ident && ident_lookup(ci, o->ident_timeout, rinfo, sizeof rinfo))
+	/* ident asks the client's host about the connection's ports: behind a
+	 * balancer that connection is not ours to ask about. */
+	if (o->ident && !proxied && ident_lookup(ci, o->ident_timeout, rinfo, sizeof rinfo))
 		ri = rinfo;
 	if (o->rules) {
 		found = rules_lookup(o->rules, ci->remoteip, rh, ri, &rr);
@@ -327,6 +403,7 @@ void conn_serve(const struct opts *o, struct mailtls_config *cfg, struct conninf
 	if (deny)
 		_exit(100);
 	ucspi_tcp_env(ci, lh, rh, ri);
+	proxy_env(&via, proxied);
 	if (found > 0 && rr.env)
 		ucspi_put_block(rr.env, rr.envlen);
 	rules_result_free(&rr);

@@ -61,12 +61,16 @@ void keyfiles_init(struct keyfiles *kf, const char *pemfile, int verify)
 	}
 	if (env("CAFILE"))
 		add(kf, 'C', NULL, env("CAFILE"));
+	if (env("TICKETKEYFILE")) {
+		add(kf, 'T', NULL, env("TICKETKEYFILE"));
+		kf->ticketfile = 1;
+	}
 	kf->cadir = env("CADIR");
 	kf->ciphers = env("CIPHERS");
 	kf->verify = verify;
 }
 
-static int read_all(const char *path, char **out, size_t *outlen, char *err, size_t errlen)
+static int read_all(const char *path, int private_only, char **out, size_t *outlen, char *err, size_t errlen)
 {
 	struct stat st;
 	size_t got = 0;
@@ -78,6 +82,14 @@ static int read_all(const char *path, char **out, size_t *outlen, char *err, siz
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > PEM_MAX) {
 		snprintf(err, errlen, "%s: not a regular file of at most 1 MiB", path);
+		close(fd);
+		return -1;
+	}
+	/* The same rule as mailtls_config_set_ticket_keys_file's, applied here
+	 * because the parent builds from bytes the loader sends. */
+	if (private_only && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+		snprintf(err, errlen, "%s: ticket key file is open to group or others (mode %03o; make it 600)", path,
+		    (unsigned)(st.st_mode & 0777));
 		close(fd);
 		return -1;
 	}
@@ -111,7 +123,7 @@ int keyblobs_read(const struct keyfiles *kf, struct keyblobs *kb, char *err, siz
 {
 	memset(kb, 0, sizeof *kb);
 	for (size_t i = 0; i < kf->n; i++) {
-		if (read_all(kf->f[i].path, &kb->data[i], &kb->len[i], err, errlen) < 0) {
+		if (read_all(kf->f[i].path, kf->f[i].kind == 'T', &kb->data[i], &kb->len[i], err, errlen) < 0) {
 			keyblobs_free(kb);
 			return -1;
 		}
@@ -166,6 +178,9 @@ struct mailtls_config *keys_build(const struct keyfiles *kf, const struct keyblo
 			break;
 		case 'C':
 			r = mailtls_config_set_ca_mem(cfg, kb->data[i], kb->len[i]);
+			break;
+		case 'T':
+			r = mailtls_config_set_ticket_keys_mem(cfg, (const unsigned char *)kb->data[i], kb->len[i]);
 			break;
 		}
 		if (r < 0) {

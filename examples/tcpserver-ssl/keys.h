@@ -13,31 +13,34 @@
 
 /* What the files are: the default keypair, SNI keypairs, the CA file. */
 struct keyfile {
-	char kind;                /* 'D' default certificate, 'K' its key, 's' SNI certificate, 'k' SNI key, 'C' CA */
+	char kind;                /* 'D' default certificate, 'K' its key, 's' SNI certificate, 'k' SNI key, 'C' CA,
+	                             'T' session ticket keys */
 	char *name;               /* SNI name, else NULL */
 	char *path;
 };
 
 struct keyfiles {
-	struct keyfile f[2 * KEYS_MAX_SNI + 3];
+	struct keyfile f[2 * KEYS_MAX_SNI + 4];
 	size_t n;
 	const char *cadir, *ciphers;
 	int verify;               /* MAILTLS_VERIFY_* for client certificates */
+	int ticketfile;           /* 1: $TICKETKEYFILE gives the ticket keys (else the parent makes them) */
 };
 
 /* The files' contents, in the order of keyfiles.f (len 0: none). */
 struct keyblobs {
-	char *data[2 * KEYS_MAX_SNI + 3];
-	size_t len[2 * KEYS_MAX_SNI + 3];
+	char *data[2 * KEYS_MAX_SNI + 4];
+	size_t len[2 * KEYS_MAX_SNI + 4];
 	size_t n;
 };
 
 /* keyfiles_init lists the files from -n and the environment (CERTFILE,
  * KEYFILE, CERTCHAINFILE, CAFILE, CADIR, CIPHERS, CERTFILE:name,
- * KEYFILE:name), as sslserver and s6-tlsd read them. */
+ * KEYFILE:name), as sslserver and s6-tlsd read them, and TICKETKEYFILE. */
 void keyfiles_init(struct keyfiles *kf, const char *pemfile, int verify);
 
-/* keyblobs_read reads every file; -1 with a message naming the file. */
+/* keyblobs_read reads every file; -1 with a message naming the file.  The
+ * ticket key file must be closed to group and others (mode 600 or 400). */
 int keyblobs_read(const struct keyfiles *kf, struct keyblobs *kb, char *err, size_t errlen);
 /* keyblobs_free cleanses and frees the contents. */
 void keyblobs_free(struct keyblobs *kb);

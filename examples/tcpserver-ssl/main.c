@@ -104,8 +104,12 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'A': o->proxy_flags |= MAILTLS_PROXY_HIDE_AUTH; break;
 		case 'N': o->sni_strict = 1; break;
 		case 'k':
-			fprintf(stderr, "%s: fatal: -%c is not available in this version\n", PROGNAME, c);
-			exit(100);
+			if (trust_parse(o, optarg) < 0) {
+				fprintf(stderr, "%s: fatal: -k takes addresses and address/bits blocks, separated by commas: %s\n",
+				    PROGNAME, optarg);
+				exit(100);
+			}
+			break;
 		default:
 			usage();
 		}

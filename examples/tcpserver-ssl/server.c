@@ -54,8 +54,14 @@ static void reap(const struct opts *o, pid_t loader_pid)
 static unsigned char ticket_keys[48];
 static time_t ticket_since;
 
-static void ticket_apply(struct mailtls_config *cfg, int fresh)
+static void ticket_apply(struct mailtls_config *cfg, int fresh, const struct keyfiles *kf)
 {
+	/* $TICKETKEYFILE: the fleet's keys, in every configuration keys_build
+	 * makes; the admin rotates them by replacing the file. */
+	if (kf->ticketfile) {
+		ticket_since = time(NULL);
+		return;
+	}
 	if (fresh || !ticket_since) {
 		if (getrandom(ticket_keys, sizeof ticket_keys, 0) != sizeof ticket_keys)
 			fatal(111, "unable to make session ticket keys: %s", strerror(errno));
@@ -73,7 +79,7 @@ static void renew(struct mailtls_config **cfg, int *loader, const struct keyfile
 	int gone;
 	struct mailtls_config *n = loader_receive(*loader, kf, &gone, err, sizeof err);
 	if (n) {
-		ticket_apply(n, 0);
+		ticket_apply(n, 0, kf);
 		mailtls_config_free(*cfg);
 		*cfg = n;
 		log_error("renewed certificates loaded");
@@ -108,7 +114,7 @@ void server_run(const struct opts *o, struct mailtls_config *cfg, int *lfds, int
 	sigdelset(&waitmask, SIGCHLD);
 	sigdelset(&waitmask, SIGTERM);
 
-	ticket_apply(cfg, 1);
+	ticket_apply(cfg, 1, kf);
 	log_status("status: %lu/%lu", children, o->limit);
 	for (;;) {
 		struct timespec tmo = { 0, 0 };
@@ -124,7 +130,7 @@ void server_run(const struct opts *o, struct mailtls_config *cfg, int *lfds, int
 			_exit(0);
 		}
 		if (time(NULL) - ticket_since >= TICKET_ROTATE_SECS)
-			ticket_apply(cfg, 1);
+			ticket_apply(cfg, 1, kf);
 		/* At the -c limit the listening sockets are not polled: the next
 		 * client waits in the listen queue, as under tcpserver. */
 		np = 0;

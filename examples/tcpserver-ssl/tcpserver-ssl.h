@@ -11,6 +11,14 @@
 
 #define PROGNAME "tcpserver-ssl"
 
+/* -k: one trusted load balancer address or block. */
+#define TRUST_MAX 256
+struct trusted {
+	int v6;
+	unsigned char a[16];
+	int bits;                 /* prefix length */
+};
+
 struct opts {
 	int verbosity;            /* 0 -q, 1 -Q, 2 -v */
 	unsigned long limit;      /* -c */
@@ -38,6 +46,8 @@ struct opts {
 	int proxy;                /* -e: MAILTLS_SMTP, MAILTLS_POP3 or MAILTLS_IMAP (0: off) */
 	int proxy_flags;          /* -E, -A: MAILTLS_PROXY_* */
 	int sni_strict;           /* -N */
+	struct trusted *trusted;  /* -k: balancers that must send a PROXY header */
+	size_t ntrusted;
 	const char *host, *port;
 	char **prog;
 };
@@ -58,6 +68,12 @@ void server_run(const struct opts *o, struct mailtls_config *cfg, int *lfds, int
 
 /* conn.c: one connection, in the forked child; never returns. */
 void conn_serve(const struct opts *o, struct mailtls_config *cfg, struct conninfo *ci) __attribute__((noreturn));
+
+/* trust.c: -k.  trust_parse adds the comma-separated addresses and
+ * addr/bits blocks of |list| (0, or -1 for a bad item); trust_match says
+ * whether the text address |ip| (as in TCPREMOTEIP) is trusted. */
+int trust_parse(struct opts *o, const char *list);
+int trust_match(const struct opts *o, const char *ip);
 
 /* names.c: the ident lookup for TCPREMOTEINFO (name_of: ucspi.h). */
 int ident_lookup(const struct conninfo *ci, int secs, char *out, size_t len);

@@ -42,7 +42,7 @@ def test_facts(server_config, client_config, sockpair, pki):
         assert c.protocol is None and c.peer_subject is None
         handshake_both(s, c)
         assert c.protocol == s.protocol and c.protocol in ("TLSv1.2", "TLSv1.3")
-        assert c.cipher == s.cipher and "GCM" in c.cipher or "CHACHA20" in c.cipher
+        assert c.cipher == s.cipher and ("GCM" in c.cipher or "CHACHA20" in c.cipher)
         assert c.cipher_bits in (128, 256)
         assert c.servername == s.servername == "localhost"
         assert c.peer_verified and c.peer_verify_result == 0 and c.peer_has_cert

@@ -210,8 +210,8 @@ def make_error(code: int, message: str, err: int = 0) -> Error:
     system errors, |err| as errno)."""
     cls = _BY_CODE.get(code, Error)
     if issubclass(cls, builtins.OSError):
-        if cls is TimeoutError and not err:
-            err = _errno.ETIMEDOUT
+        if cls is TimeoutError:
+            err = _errno.ETIMEDOUT      # errno means something for system errors only
         exc: Error = cls(err, message or (os.strerror(err) if err else ""))
     else:
         exc = cls(message)
