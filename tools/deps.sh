@@ -4,7 +4,7 @@
 # to run again: when every package is already installed it changes nothing
 # and needs no network.
 #
-# Before installing the mail servers the tests talk to (postfix, dovecot) it
+# Before installing the servers the tests talk to (postfix, dovecot, haproxy) it
 # installs /usr/sbin/policy-rc.d answering 101 ("action forbidden"), so that
 # installing them starts no daemon (the tests start their own instances),
 # unless a policy-rc.d is already there; and it preseeds postfix with "No
@@ -18,12 +18,13 @@ prog=deps.sh
 # Installed without Recommends, so what the tests need of those is named:
 # libc6-dev (gcc's C library headers), libnet-ssleay-perl (swaks --tls).
 # Also: iproute2 (tests in private network namespaces bring up lo) and
-# sslscan and testssl.sh (audit peers of the interop tests).
+# sslscan and testssl.sh (audit peers of the interop tests); haproxy (the load
+# balancer in front of tcpserver-ssl in test_tcpserver_fleet).
 packages="cmake gcc libc6-dev make pkg-config android-libboringssl-dev libcdb-dev
 libtool libtool-bin openssl gnutls-bin swaks curl postfix dovecot-imapd dovecot-pop3d
 python3 python3-dev python3-pytest python3-cryptography python3-trustme swig
 clang-14 libclang-rt-14-dev ucspi-tcp valgrind file binutils procps iproute2
-libnet-ssleay-perl sslscan testssl.sh"
+libnet-ssleay-perl sslscan testssl.sh haproxy"
 
 if [ "$(id -u)" != 0 ]; then
 	echo "$prog: fatal: must run as root (it installs packages with apt-get)" >&2
