@@ -8,8 +8,11 @@
  * through the session and split into lines here.  The program's output is
  * read in bulk and split into lines (chunks of at most
  * MAILTLS_PROXY_CHUNK).  What goes to the program is buffered and written
- * when its pipe polls writable; what goes to the client is written at once
- * within io_secs. */
+ * when its pipe polls writable; what goes to the client is gathered while
+ * lines are handled and written within io_secs before the next wait (or
+ * the handshake, or the end), so a multi-line reply makes one TLS record,
+ * not one a line.  Lines are consumed by moving an offset; the waiting
+ * rest moves to the front only before a read. */
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -24,9 +27,10 @@
 
 #define BUFCAP (64 * 1024)
 
+/* |len| bytes wait at p + off. */
 struct pbuf {
 	char p[BUFCAP];
-	size_t len;
+	size_t off, len;
 };
 
 struct run {
@@ -35,6 +39,7 @@ struct run {
 	const struct mailtls_proxy_io *io;
 	int secs;
 	struct pbuf cin, pin, pout;   /* client in (after TLS), program in, program out */
+	struct pbuf cout;             /* client out, written before each wait */
 	char held[MAILTLS_PROXY_CHUNK];
 	size_t heldlen;
 	int have_held, held_more;
@@ -42,10 +47,27 @@ struct run {
 	int action;                   /* STARTTLS or CLOSE to do */
 };
 
+static char *at(struct pbuf *b)
+{
+	return b->p + b->off;
+}
+
 static void take(struct pbuf *b, size_t n)
 {
-	memmove(b->p, b->p + n, b->len - n);
+	b->off += n;
 	b->len -= n;
+	if (!b->len)
+		b->off = 0;
+}
+
+/* Room at the end for a read or a copy: the waiting bytes to the front. */
+static size_t room(struct pbuf *b)
+{
+	if (b->off) {
+		memmove(b->p, b->p + b->off, b->len);
+		b->off = 0;
+	}
+	return BUFCAP - b->len;
 }
 
 /* The next line (or chunk) in |b|: its length, 0 when none is complete
@@ -53,21 +75,35 @@ static void take(struct pbuf *b, size_t n)
 static size_t next_line(const struct pbuf *b, int eof)
 {
 	size_t max = b->len < MAILTLS_PROXY_CHUNK ? b->len : MAILTLS_PROXY_CHUNK;
-	const char *nl = memchr(b->p, '\n', max);
+	const char *nl = memchr(b->p + b->off, '\n', max);
 	if (nl)
-		return (size_t)(nl - b->p) + 1;
+		return (size_t)(nl - (b->p + b->off)) + 1;
 	if (max == MAILTLS_PROXY_CHUNK || (eof && b->len))
 		return max;
 	return 0;
 }
 
-static int to_client(struct run *r, const char *p, size_t n)
+/* What was gathered for the client, written within io_secs. */
+static int flush_client(struct run *r)
 {
 	struct timespec dl;
-	if (!n)
+	int ret;
+	if (!r->cout.len)
 		return 0;
 	mt_deadline(&dl, r->secs);
-	return r->px->tls ? mt_tls_write(r->s, p, n, &dl) : mt_plain_write(r->s, p, n, &dl);
+	ret = r->px->tls ? mt_tls_write(r->s, at(&r->cout), r->cout.len, &dl) :
+	    mt_plain_write(r->s, at(&r->cout), r->cout.len, &dl);
+	r->cout.off = r->cout.len = 0;
+	return ret;
+}
+
+static int to_client(struct run *r, const char *p, size_t n)
+{
+	if (n > BUFCAP - r->cout.len && flush_client(r) < 0)
+		return -1;
+	memcpy(r->cout.p + r->cout.len, p, n);
+	r->cout.len += n;
+	return 0;
 }
 
 static int to_prog(struct run *r, const char *p, size_t n)
@@ -76,6 +112,7 @@ static int to_prog(struct run *r, const char *p, size_t n)
 		mt_seterr(r->s, MAILTLS_E_SYSTEM, "proxy: the program does not read its input");
 		return -1;
 	}
+	room(&r->pout);
 	memcpy(r->pout.p + r->pout.len, p, n);
 	r->pout.len += n;
 	return 0;
@@ -130,7 +167,7 @@ static int prog_lines(struct run *r)
 	size_t n;
 	while (!r->action && (n = next_line(&r->pin, r->prog_eof)) > 0) {
 		struct mailtls_proxy_out o;
-		if (mailtls_proxy_server_line(r->px, r->pin.p, n, &o) < 0 || emit(r, &o) < 0)
+		if (mailtls_proxy_server_line(r->px, at(&r->pin), n, &o) < 0 || emit(r, &o) < 0)
 			return -1;
 		take(&r->pin, n);
 		if (r->have_held && submit(r) < 0)
@@ -147,7 +184,7 @@ static int client_lines(struct run *r)
 	    (n = next_line(&r->cin, r->client_eof)) > 0) {
 		int more = r->cin.len > n || mailtls_pending(r->s) > 0;
 		char line[MAILTLS_PROXY_CHUNK];
-		memcpy(line, r->cin.p, n);
+		memcpy(line, at(&r->cin), n);
 		take(&r->cin, n);
 		if (hold(r, line, n, more) < 0)
 			return -1;
@@ -198,9 +235,10 @@ static int client_tls_read(struct run *r)
 	while (!r->client_eof && r->cin.len < BUFCAP) {
 		ssize_t n;
 		int save = r->s->nonblock;
+		size_t space = room(&r->cin);
 		r->s->nonblock = 1;
 		mt_clearerr(r->s);
-		n = mt_read_step(r->s, r->cin.p + r->cin.len, BUFCAP - r->cin.len);
+		n = mt_read_step(r->s, r->cin.p + r->cin.len, space);
 		r->s->nonblock = save;
 		if (n == MAILTLS_WANT_READ || n == MAILTLS_WANT_WRITE)
 			return got ? 0 : n == MAILTLS_WANT_READ ? POLLIN : POLLOUT;
@@ -218,8 +256,9 @@ static int client_tls_read(struct run *r)
 static int prog_read(struct run *r)
 {
 	ssize_t n;
+	size_t space = room(&r->pin);
 	do
-		n = read(r->io->prog_rfd, r->pin.p + r->pin.len, BUFCAP - r->pin.len);
+		n = read(r->io->prog_rfd, r->pin.p + r->pin.len, space);
 	while (n < 0 && errno == EINTR);
 	if (n > 0)
 		r->pin.len += (size_t)n;
@@ -233,12 +272,12 @@ static void prog_write(struct run *r)
 	ssize_t n;
 	size_t len = r->pout.len > PIPE_BUF ? PIPE_BUF : r->pout.len;
 	do
-		n = write(r->io->prog_wfd, r->pout.p, len);
+		n = write(r->io->prog_wfd, at(&r->pout), len);
 	while (n < 0 && errno == EINTR);
 	if (n > 0)
 		take(&r->pout, (size_t)n);
 	else if (n < 0 && errno != EAGAIN)
-		r->pout.len = 0;   /* the program is gone: its output ends the proxy */
+		r->pout.off = r->pout.len = 0;   /* the program is gone: its output ends the proxy */
 }
 
 static int start_tls(struct run *r)
@@ -261,7 +300,7 @@ static int loop(struct run *r)
 	for (;;) {
 		struct pollfd pf[3];
 		int n = 0, ci = -1, pi = -1, wi = -1, tw = 0;
-		if (prog_lines(r) < 0 || (r->px->tls && client_lines(r) < 0))
+		if (prog_lines(r) < 0 || (r->px->tls && client_lines(r) < 0) || flush_client(r) < 0)
 			return -1;
 		if (r->action == MAILTLS_PROXY_CLOSE) {
 			if (r->px->injection)
