@@ -138,6 +138,12 @@ class Message:
     tls: Optional[Dict[str, Any]]
 
 
+def _address(arg: str) -> str:
+    """The address of "FROM:<a@b> SIZE=..." / "TO:<a@b>"."""
+    path = arg.partition(":")[2].strip()
+    return path[1:path.index(">")] if path.startswith("<") and ">" in path else path.split(" ")[0]
+
+
 def _facts(s: Session) -> Dict[str, Any]:
     return {"protocol": s.protocol, "cipher": s.cipher, "servername": s.servername,
             "peer_verified": s.peer_verified, "peer_subject": s.peer_subject,
@@ -324,10 +330,10 @@ class MailServer:
             elif verb == "HELO":
                 out(f"250 {self.hostname}")
             elif verb == "MAIL":
-                mail_from, rcpts = arg.partition(":")[2].strip().strip("<>"), []
+                mail_from, rcpts = _address(arg), []
                 out("250 2.1.0 ok")
             elif verb == "RCPT":
-                rcpts.append(arg.partition(":")[2].strip().strip("<>"))
+                rcpts.append(_address(arg))
                 out("250 2.1.5 ok")
             elif verb == "DATA":
                 if mail_from is None or not rcpts:
