@@ -19,10 +19,13 @@ prog=deps.sh
 # libc6-dev (gcc's C library headers), libnet-ssleay-perl (swaks --tls).
 # Also: iproute2 (tests in private network namespaces bring up lo) and
 # sslscan and testssl.sh (audit peers of the interop tests); haproxy (the load
-# balancer in front of tcpserver-ssl in test_tcpserver_fleet).
+# balancer in front of tcpserver-ssl in test_tcpserver_fleet); python3-venv,
+# python3-pip, python3-setuptools, python3-wheel (the tested pip install of
+# bindings/python).
 packages="cmake gcc libc6-dev make pkg-config android-libboringssl-dev libcdb-dev
 libtool libtool-bin openssl gnutls-bin swaks curl postfix dovecot-imapd dovecot-pop3d
 python3 python3-dev python3-pytest python3-cryptography python3-trustme swig
+python3-venv python3-pip python3-setuptools python3-wheel
 clang-14 libclang-rt-14-dev ucspi-tcp valgrind file binutils procps iproute2
 libnet-ssleay-perl sslscan testssl.sh haproxy"
 
