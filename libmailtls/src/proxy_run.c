@@ -220,8 +220,17 @@ static int client_plain_line(struct run *r)
 		return 0;
 	}
 	mt_deadline(&dl, r->secs);
-	if (mt_plain_readline(r->s, &line, &dl) < 0)
+	if (mt_plain_readline(r->s, &line, &dl) < 0) {
+		/* Too long (the client is still there) where a command is due:
+		 * the state machine gives the protocol's error reply to a chunk
+		 * without LF, then the close.  Message data too long, or the end
+		 * inside a line: only the close. */
+		const struct mailtls_proxy *p = r->px;
+		if (r->s->errcode == MAILTLS_E_PROTOCOL && !p->data && !p->raw_next && !p->c_lit && !p->c_cont &&
+		    !client_gone(r))
+			return hold(r, "", 0, 0);
 		return -1;
+	}
 	/* The terminator was removed: the program gets CR LF. */
 	memcpy(line.buf + line.len, "\r\n", 2);
 	return hold(r, line.buf, line.len + 2, 0);
@@ -307,7 +316,7 @@ static int loop(struct run *r)
 				mt_seterr(r->s, MAILTLS_E_INJECTION, "proxy: plaintext pipelined after STARTTLS refused, connection closed");
 			else
 				mt_seterr(r->s, MAILTLS_E_PROTOCOL, "proxy: command line longer than %d bytes refused, connection closed",
-				    MAILTLS_PROXY_CHUNK);
+				    r->px->tls ? MAILTLS_PROXY_CHUNK : MT_LINE_MAX);
 			return -1;
 		}
 		if (r->action == MAILTLS_PROXY_STARTTLS && start_tls(r) < 0)

@@ -284,3 +284,13 @@ def test_pop3_capa_answered_by_proxy(work, tss, qmail_pem, pki):
     assert read_until(t, rb"^\+OK[^\r\n]*\r\n") == b"+OK \r\n"
     # Both CAPAs reached qmail-popup, whose -ERR the proxy replaced; no STLS did.
     assert work.wait_records(1)[0]["commands"] == ["CAPA", "CAPA", "QUIT"]
+
+
+def test_overlong_command_line_before_tls(work, tss, qmail_pem):
+    srv = smtp_server(work, tss, qmail_pem)
+    s = raw(srv.port)
+    s.sendall(b"EHLO " + b"x" * 1100 + b"\r\n")
+    data, how = read_to_close(s)
+    assert data == b"500 5.5.2 Line too long\r\n", (data, how)
+    srv.wait_for(rf"^{PROG}: proxy \d+ protocol: ")      # not "injection"
+    assert program_commands(work) == []

@@ -167,3 +167,18 @@ def test_literal_holding_starttls_is_data(work, tss, qmail_pem, pki):
     assert rec["commands"] == ["a LOGIN user ****", "c LOGIN user ****", "f LOGIN user ****", "g APPEND INBOX {12}",
                                "i APPEND INBOX {12}", "k LOGOUT"], rec["commands"]
     assert rec["appended"] == ["h STARTTLS\r\n", "j STARTTLS\r\n"], rec["appended"]
+
+
+def test_tags_that_cannot_be_tracked(work, tss, qmail_pem):
+    """Commands with tags of 64 bytes or more, "*" or "+" are answered "* BAD" by the
+    proxy and never reach the program; more of them than the proxy's queue holds
+    (64) leave the session working (they once filled it and the session hung)."""
+    srv = imap_server(work, tss, qmail_pem)
+    s, _ = raw(srv.port)
+    long_tag = b"t" * 64
+    s.sendall(b"".join(long_tag + b"%d NOOP\r\n" % i for i in range(70)) + b"* NOOP\r\n+ NOOP\r\na NOOP\r\n")
+    out = tagged(s, b"a")
+    assert out == b"* BAD invalid or overlong command tag\r\n" * 72 + b"a OK NOOP completed\r\n", out
+    s.sendall(b"b LOGOUT\r\n")
+    assert tagged(s, b"b").endswith(b"b OK LOGOUT completed\r\n")
+    assert record(work)["commands"] == ["a NOOP", "b LOGOUT"]

@@ -531,6 +531,22 @@ static void test_run_close_reasons(void)
 	close(sv[0]);
 	close(sv[1]);
 
+	/* before TLS the limit is 1000 bytes */
+	tu_socketpair(sv);
+	run_start(&r, MAILTLS_SMTP, scfg, sv[0], sv[0]);
+	put(r.prog_out, "220 mx ESMTP\r\n");
+	CHECK_STR(fd_line(sv[1]), "220 mx ESMTP\r\n");
+	memset(big, 'x', 1100);
+	memcpy(big, "EHLO ", 5);
+	memcpy(big + 1100, "\r\n", 3);
+	put(sv[1], big);
+	CHECK_STR(fd_line(sv[1]), "500 5.5.2 Line too long\r\n");
+	run_end(&r);
+	CHECK_EQ(r.ret, -1);
+	CHECK_EQ(r.errcode, MAILTLS_E_PROTOCOL);
+	close(sv[0]);
+	close(sv[1]);
+
 	tu_socketpair(sv);
 	run_start(&r, MAILTLS_SMTP, scfg, sv[0], sv[0]);
 	CHECK((c = mailtls_client(ccfg, sv[1], sv[1], "localhost")) != NULL);
