@@ -25,7 +25,9 @@
  * reaches the program; with REQUIRE_TLS, SMTP MAIL/AUTH, POP3
  * USER/PASS/APOP/AUTH and IMAP LOGIN/AUTHENTICATE never reach it before
  * TLS (where the harness can tell a command from message, literal or SASL
- * data); output sizes stay in their buffers.
+ * data); an IMAP command whose tag the proxy could not match to its
+ * completion (64 bytes or more, "*", "+") never reaches the program, so
+ * none can fill its queue; output sizes stay in their buffers.
  * ISC license: see LICENSE.
  */
 #include <errno.h>
@@ -216,6 +218,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				        verb_is(line, len, "AUTH")))
 					FUZZ_CHECK(out.prog_len == 0, "REQUIRE_TLS: a POP3 login reached the program before TLS");
 			} else {
+				const char *sp = memchr(line, ' ', len);
+				if (cmd_ok && sp && ((size_t)(sp - line) >= 64 || (sp - line == 1 && (line[0] == '*' || line[0] == '+'))))
+					FUZZ_CHECK(out.prog_len == 0, "an IMAP command with the tag \"%.*s\" reached the program",
+					    (int)(sp - line > 70 ? 70 : sp - line), line);
 				if (!tls && (flags & MAILTLS_PROXY_REQUIRE_TLS) && cmd_ok &&
 				    (imap_verb_is(line, len, "LOGIN", &taglen) || imap_verb_is(line, len, "AUTHENTICATE", &taglen)))
 					FUZZ_CHECK(out.prog_len == 0, "REQUIRE_TLS: an IMAP login reached the program before TLS");
