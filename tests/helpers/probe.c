@@ -13,7 +13,10 @@
  *   --sni-strict, --ca F, --cadir D, --verify none|optional|require,
  *   --min 1.0|1.1|1.2|1.3, --max ..., --ciphers L, --servername N,
  *   --verify-name N (repeatable), --pin P, --sess-in F, --sess-out F,
- *   --timeout S, --env (print the environment block). */
+ *   --timeout S, --env (print the environment block),
+ *   --tlsa "U S M HEX" (repeatable: DANE with these TLSA records, the
+ *   --verify-name names as its reference names; prints dane=, dane_usable=
+ *   and, once matched, dane_record= dane_usage= dane_depth=). */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -33,6 +36,9 @@ static const char *send_text, *sess_in, *sess_out, *listen_addr = "127.0.0.1";
 static const char *vnames[8];
 static size_t nvnames;
 static int timeout_secs = 10, port, count = 1, want_env, want_read;
+static struct mailtls_tlsa tlsa[8];
+static unsigned char tlsa_data[8][2048];
+static size_t ntlsa;
 
 static void die(const char *what)
 {
@@ -98,6 +104,13 @@ static void options(int argc, char **argv, int i)
 		} else if (!strcmp(o, "--connect")) connect_to = v;
 		else if (!strcmp(o, "--servername")) servername = v;
 		else if (!strcmp(o, "--verify-name")) { if (nvnames < 8) vnames[nvnames++] = v; }
+		else if (!strcmp(o, "--tlsa")) {
+			if (ntlsa == 8 || mailtls_tlsa_parse(v, strlen(v), &tlsa[ntlsa], tlsa_data[ntlsa], sizeof tlsa_data[0]) < 0) {
+				fprintf(stderr, "probe: usage: --tlsa \"U S M HEX\" (at most 8)\n");
+				exit(100);
+			}
+			ntlsa++;
+		}
 		else if (!strcmp(o, "--starttls")) starttls = v;
 		else if (!strcmp(o, "--ehlo")) ehlo = v;
 		else if (!strcmp(o, "--send")) send_text = v;
@@ -123,6 +136,19 @@ static void print_value(const char *key, const char *v)
 		printf("%s=%s\n", key, buf);
 }
 
+static void dane_facts(struct mailtls *s)
+{
+	static const char *const names[] = { "off", "unchecked", "unusable", "matched", "failed" };
+	struct mailtls_dane_result d;
+	int st = mailtls_dane_result(s, &d);
+	if (st == MAILTLS_DANE_OFF)
+		return;
+	printf("dane=%s\n", st >= 0 && st <= 4 ? names[st] : "?");
+	if (st == MAILTLS_DANE_MATCHED)
+		printf("dane_record=%d\ndane_usage=%d\ndane_selector=%d\ndane_mtype=%d\ndane_depth=%d\n", d.record,
+		    d.usage, d.selector, d.mtype, d.depth);
+}
+
 static void facts(struct mailtls *s)
 {
 	print_value("protocol", mailtls_protocol(s));
@@ -134,6 +160,7 @@ static void facts(struct mailtls *s)
 	print_value("subject", mailtls_peer_subject(s));
 	print_value("issuer", mailtls_peer_issuer(s));
 	print_value("fingerprint", mailtls_peer_fingerprint(s));
+	dane_facts(s);
 	if (want_env) {
 		ssize_t n = mailtls_env(s, NULL, 0);
 		char *b = n > 0 ? malloc((size_t)n) : NULL;
@@ -147,6 +174,7 @@ static void facts(struct mailtls *s)
 
 static int fail(struct mailtls *s, const char *result)
 {
+	dane_facts(s);
 	printf("result=%s\nerrcode=%s\n", result, mailtls_errcode_name(mailtls_errcode(s)));
 	print_value("error", mailtls_error(s));
 	fflush(stdout);
@@ -237,8 +265,14 @@ static int client(void)
 		perror("probe: fatal: mailtls_client");
 		return 111;
 	}
-	if (nvnames && mailtls_set_verify_names(s, vnames, nvnames) < 0)
+	if (ntlsa) {
+		int u = mailtls_set_dane(s, tlsa, ntlsa, vnames, nvnames);
+		if (u < 0)
+			return fail(s, "error");
+		printf("dane_usable=%d\n", u);
+	} else if (nvnames && mailtls_set_verify_names(s, vnames, nvnames) < 0) {
 		return fail(s, "error");
+	}
 	if (sess_in)
 		load_session(s);
 	if (starttls) {
