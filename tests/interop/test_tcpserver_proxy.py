@@ -19,12 +19,13 @@ import poplib
 import re
 import smtplib
 import socket
+import ssl
 import time
 
 import pytest  # noqa: F401
 
 from tss_util import (POPUP, PROG, SMTPD, WAIT, ctx_ca, qmail_pem, read_to_close, read_until,  # noqa: F401
-                      reply, tss, tss_server, user, work)
+                      reply, tls_log_line, tss, tss_server, user, work)
 
 
 def smtp_server(work, tss, pem, opts=()):
@@ -294,3 +295,39 @@ def test_overlong_command_line_before_tls(work, tss, qmail_pem):
     assert data == b"500 5.5.2 Line too long\r\n", (data, how)
     srv.wait_for(rf"^{PROG}: proxy \d+ protocol: ")      # not "injection"
     assert program_commands(work) == []
+
+
+def test_strict_sni(work, tss, qmail_pem, pki):
+    """-N with -e: after STARTTLS, a handshake whose SNI names a configured keypair
+    gets that one; one naming none fails (unrecognized_name), and the program got
+    nothing but the plaintext EHLO: no fallback, nothing in the clear."""
+    env = work.env(**{"CERTFILE:a.test.example": str(pki / "sni-a.pem"),
+                      "KEYFILE:a.test.example": str(pki / "sni-a.key")})
+    srv = tss_server(work, tss, ["-v", "-l0", "-HR", "-e", "smtp", "-N", "-n", str(qmail_pem)], [SMTPD, "host"],
+                     env=env)
+    s = raw(srv.port)
+    ehlo(s)
+    s.sendall(b"STARTTLS\r\n")
+    assert reply(s) == b"220 2.0.0 Ready to start TLS\r\n"
+    t = ctx_ca(pki).wrap_socket(s, server_hostname="a.test.example")
+    assert dict(x[0] for x in t.getpeercert()["subject"])["commonName"] == "a.test.example"
+    t.sendall(b"EHLO a\r\n")
+    assert b"STARTTLS" not in reply(t)
+    t.close()
+    pid, _ = srv.end_of()
+    assert tls_log_line(srv, pid)[2] == "a.test.example"
+
+    mark = srv.mark()
+    s = raw(srv.port)
+    ehlo(s)
+    s.sendall(b"STARTTLS\r\n")
+    assert reply(s) == b"220 2.0.0 Ready to start TLS\r\n"
+    ctx = ctx_ca(pki)
+    ctx.check_hostname = False
+    with pytest.raises(ssl.SSLError, match="UNRECOGNIZED_NAME"):
+        ctx.wrap_socket(s, server_hostname="other.example")
+    pid, status = srv.end_of(since=mark)
+    assert re.search(rf"^{PROG}: tls failed {pid} ", srv.text(mark), re.M), srv.text(mark)
+    assert status == 111 << 8
+    cmds = sorted(r["commands"] for r in work.wait_records(2, done=False))
+    assert cmds == [["EHLO raw.example"], ["EHLO raw.example", "RSET", "EHLO a"]], cmds
