@@ -61,6 +61,8 @@ typedef long ssize_t;
 %thread mailtls_config_add_sni_keypair_file;
 %thread mailtls_config_set_ca;
 %thread mailtls_config_from_env;
+%thread mailtls_config_set_ticket_keys_file;
+%thread mailtls_proxyproto_read;
 
 /* Functions whose buffers or callbacks need a helper: the helpers below
  * stand for them (named in each helper's comment). */
@@ -69,6 +71,11 @@ typedef long ssize_t;
 %ignore mailtls_config_set_ca_mem;
 %ignore mailtls_config_set_verify_cb;
 %ignore mailtls_config_set_ticket_keys;
+%ignore mailtls_config_set_ticket_keys_mem;
+%ignore mailtls_tlsa_parse;
+%ignore mailtls_set_dane;
+%ignore mailtls_proxyproto_parse;
+%ignore mailtls_tlsa;
 %ignore mailtls_mem_feed;
 %ignore mailtls_mem_drain;
 %ignore mailtls_set_verify_names;
@@ -97,6 +104,9 @@ typedef long ssize_t;
 %immutable mailtls_starttls_info::ehlo;
 %immutable mailtls_starttls_info::capabilities;
 %immutable mailtls_starttls_info::starttls_reply;
+%immutable mailtls_proxyproto::srcip;
+%immutable mailtls_proxyproto::dstip;
+%immutable mailtls_proxyproto::error;
 
 /* The enum and struct that share a name with a function are renamed. */
 %rename(mailtls_errcode_enum, %$isenum) mailtls_errcode;
@@ -601,6 +611,110 @@ PyObject *mt_proxy_run(struct mailtls_proxy *p, struct mailtls *s, int prog_rfd,
 	Py_END_ALLOW_THREADS
 	mt_saved_errno = err;
 	return mt_rc(rc, err);
+}
+/* mailtls_config_set_ticket_keys_mem. */
+PyObject *mt_config_set_ticket_keys_mem(struct mailtls_config *cfg, PyObject *keys)
+{
+	mt_in p;
+	int rc;
+
+	if (mt_in_get(keys, &p, 0) < 0)
+		return NULL;
+	errno = 0;
+	rc = mailtls_config_set_ticket_keys_mem(cfg, (const unsigned char *)p.p, p.n);
+	mt_saved_errno = errno;
+	mt_in_release(&p);
+	return PyLong_FromLong(rc);
+}
+
+/* mailtls_tlsa_parse: (usage, selector, mtype, data), or (-1, errno). */
+PyObject *mt_tlsa_parse(PyObject *text)
+{
+	struct mailtls_tlsa t;
+	unsigned char *buf;
+	mt_in p;
+	int rc, err;
+	PyObject *r;
+
+	if (mt_in_get(text, &p, 0) < 0)
+		return NULL;
+	buf = malloc(p.n / 2 + 1);
+	if (!buf) {
+		mt_in_release(&p);
+		return PyErr_NoMemory();
+	}
+	errno = 0;
+	rc = mailtls_tlsa_parse(p.p, p.n, &t, buf, p.n / 2 + 1);
+	err = errno;
+	mt_in_release(&p);
+	r = rc < 0 ? Py_BuildValue("(ii)", -1, err)
+	           : Py_BuildValue("(iiiy#)", t.usage, t.selector, t.mtype, (const char *)t.data, (Py_ssize_t)t.len);
+	free(buf);
+	return r;
+}
+
+/* mailtls_set_dane with |records| a sequence of (usage, selector, mtype,
+ * data) and |names| a sequence of str. */
+PyObject *mt_set_dane(struct mailtls *s, PyObject *records, PyObject *names)
+{
+	PyObject *rs = NULL, *ns = NULL, *ret = NULL;
+	struct mailtls_tlsa *t = NULL;
+	const char **v = NULL;
+	Py_ssize_t i, n, nn;
+	int rc;
+
+	rs = PySequence_Fast(records, "records must be a sequence of (usage, selector, mtype, data)");
+	ns = rs ? PySequence_Fast(names, "names must be a sequence of str") : NULL;
+	if (!ns)
+		goto out;
+	n = PySequence_Fast_GET_SIZE(rs);
+	nn = PySequence_Fast_GET_SIZE(ns);
+	t = calloc((size_t)n + 1, sizeof *t);
+	v = calloc((size_t)nn + 1, sizeof *v);
+	if (!t || !v) {
+		PyErr_NoMemory();
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		const char *d;
+		Py_ssize_t dl;
+		if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(rs, i), "iiiy#", &t[i].usage, &t[i].selector,
+		    &t[i].mtype, &d, &dl))
+			goto out;
+		t[i].data = (const unsigned char *)d;
+		t[i].len = (size_t)dl;
+	}
+	for (i = 0; i < nn; i++) {
+		v[i] = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(ns, i));
+		if (!v[i])
+			goto out;
+	}
+	errno = 0;
+	rc = mailtls_set_dane(s, t, (size_t)n, v, (size_t)nn);
+	mt_saved_errno = errno;
+	ret = PyLong_FromLong(rc);
+out:
+	free(t);
+	free(v);
+	Py_XDECREF(ns);
+	Py_XDECREF(rs);
+	return ret;
+}
+
+/* mailtls_proxyproto_parse into |out|: (rc, need). */
+PyObject *mt_proxyproto_parse(PyObject *buf, struct mailtls_proxyproto *out)
+{
+	mt_in p;
+	size_t need = 0;
+	int rc;
+
+	if (mt_in_get(buf, &p, 0) < 0)
+		return NULL;
+	errno = 0;
+	rc = mailtls_proxyproto_parse(p.p, p.n, out, &need);
+	mt_saved_errno = errno;
+	mt_in_release(&p);
+	return Py_BuildValue("(in)", rc, (Py_ssize_t)need);
 }
 %}
 

@@ -29,17 +29,26 @@ from .config import (TLS1_0, TLS1_1, TLS1_2, TLS1_3, VERIFY_NONE, VERIFY_OPTIONA
 from .errors import (ConfigError, Error, InjectionError, NoMemoryError, ProtocolError,
                      StartTLSUnavailable, SystemCallError, TimeoutError, TLSError, TruncatedError,
                      UsageError, VerifyError, VerifyExpiredError, VerifyHookError, VerifyNameError,
-                     VerifyNoCertError, VerifyPinError, VerifySelfSignedError, VerifyUntrustedError,
+                     VerifyDaneError, VerifyNoCertError, VerifyPinError, VerifySelfSignedError, VerifyUntrustedError,
                      WantRead, WantWrite)
 from .server import (PROXY_CHUNK, PROXY_CLOSE, PROXY_CONTINUE, PROXY_HIDE_AUTH, PROXY_REQUIRE_TLS,
                      PROXY_STARTTLS, PROXY_WAIT, Proxy, UcspiTls)
-from .session import (IMAP, POP3, RELAY_DONE, RELAY_ERROR, RELAY_IDLE, SMTP, RelayResult, Session,
-                      StartTLSInfo, Transport)
+from .session import (IMAP, POP3, RELAY_DONE, RELAY_ERROR, RELAY_IDLE, SMTP, TLSA, DaneResult,
+                      RelayResult, Session, StartTLSInfo, Transport)
+from .proxyproto import ProxyHeader, proxyproto_parse, proxyproto_read
 
 __version__: str = _raw.MAILTLS_VERSION_STRING
 
+DANE_OFF: int = _raw.MAILTLS_DANE_OFF
+DANE_UNCHECKED: int = _raw.MAILTLS_DANE_UNCHECKED
+DANE_UNUSABLE: int = _raw.MAILTLS_DANE_UNUSABLE
+DANE_MATCHED: int = _raw.MAILTLS_DANE_MATCHED
+DANE_FAILED: int = _raw.MAILTLS_DANE_FAILED
+
 __all__ = [
-    "Config", "Session", "StartTLSInfo", "RelayResult", "UcspiTls", "Proxy", "VerifyHook", "Transport",
+    "Config", "Session", "StartTLSInfo", "RelayResult", "TLSA", "DaneResult", "ProxyHeader",
+    "proxyproto_parse", "proxyproto_read", "VerifyDaneError",
+    "DANE_OFF", "DANE_UNCHECKED", "DANE_UNUSABLE", "DANE_MATCHED", "DANE_FAILED", "UcspiTls", "Proxy", "VerifyHook", "Transport",
     "Error", "WantRead", "WantWrite", "SystemCallError", "TLSError", "VerifyError", "VerifyUntrustedError",
     "VerifyNameError", "VerifyExpiredError", "VerifySelfSignedError", "VerifyPinError", "VerifyHookError",
     "VerifyNoCertError", "TruncatedError", "ProtocolError", "InjectionError", "TimeoutError", "UsageError",

@@ -187,6 +187,15 @@ class Config:
         """48 bytes of session ticket key material, to share tickets among servers."""
         self._check(_raw.mt_config_set_ticket_keys(self.raw, keys))
 
+    def set_ticket_key_set(self, keys: bytes) -> None:
+        """A fleet's ticket key set: 1 to 16 records of 80 bytes (name, HMAC key, AES
+        key); the first issues tickets, all accept them (mailtls_config_set_ticket_keys_mem)."""
+        self._check(_raw.mt_config_set_ticket_keys_mem(self.raw, keys))
+
+    def load_ticket_key_set(self, path: PathLike) -> None:
+        """set_ticket_key_set from a file only its owner may read (mode 0600 or 0400)."""
+        self._check(_raw.mailtls_config_set_ticket_keys_file(self.raw, _path(path)))
+
     def load_env(self) -> int:
         """Applies CERTFILE, KEYFILE, CERTCHAINFILE, CAFILE, CADIR, CIPHERS and
         "CERTFILE:name"/"KEYFILE:name" from os.environ (as sslserver and s6-tlsd read

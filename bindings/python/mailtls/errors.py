@@ -19,7 +19,7 @@ from . import mailtls_raw as _raw
 __all__ = [
     "Error", "WantRead", "WantWrite", "SystemCallError", "TLSError", "VerifyError",
     "VerifyUntrustedError", "VerifyNameError", "VerifyExpiredError", "VerifySelfSignedError",
-    "VerifyPinError", "VerifyHookError", "VerifyNoCertError", "TruncatedError", "ProtocolError",
+    "VerifyPinError", "VerifyHookError", "VerifyNoCertError", "VerifyDaneError", "TruncatedError", "ProtocolError",
     "InjectionError", "TimeoutError", "UsageError", "ConfigError", "NoMemoryError",
     "StartTLSUnavailable",
 ]
@@ -136,6 +136,12 @@ class VerifyNoCertError(VerifyError):
     code = _raw.MAILTLS_E_VERIFY_NOCERT
 
 
+class VerifyDaneError(VerifyError):
+    """DANE: no TLSA record matched, or none was usable (MAILTLS_E_VERIFY_DANE)."""
+
+    code = _raw.MAILTLS_E_VERIFY_DANE
+
+
 class TruncatedError(Error):
     """The peer ended the stream without close_notify."""
 
@@ -200,7 +206,7 @@ class StartTLSUnavailable(Error):
 _BY_CODE: Dict[int, Type[Error]] = {
     c.code: c for c in (SystemCallError, TLSError, VerifyError, VerifyUntrustedError, VerifyNameError,
                         VerifyExpiredError, VerifySelfSignedError, VerifyPinError, VerifyHookError,
-                        VerifyNoCertError, TruncatedError, ProtocolError, InjectionError, TimeoutError,
+                        VerifyNoCertError, VerifyDaneError, TruncatedError, ProtocolError, InjectionError, TimeoutError,
                         UsageError, ConfigError, NoMemoryError)
 }
 

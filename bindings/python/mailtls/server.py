@@ -31,12 +31,35 @@ class UcspiTls:
             err = _raw.mt_errno()
             raise OSError(err, os.strerror(err))
 
-    program_ctl = property(lambda self: self._u.fd(0), doc="SSLCTLFD: the program's control socket end.")
-    ctl = property(lambda self: self._u.fd(1), doc="Our end of the control socket.")
-    program_read = property(lambda self: self._u.fd(2), doc="SSLREADFD: the program reads cleartext here.")
-    write = property(lambda self: self._u.fd(3), doc="We write the decrypted bytes for the program here.")
-    read = property(lambda self: self._u.fd(4), doc="We read the program's cleartext here.")
-    program_write = property(lambda self: self._u.fd(5), doc="SSLWRITEFD: the program writes cleartext here.")
+    @property
+    def program_ctl(self) -> int:
+        """SSLCTLFD: the program's end of the control socket. (-1 once closed)"""
+        return self._u.fd(0)
+
+    @property
+    def ctl(self) -> int:
+        """Our end of the control socket. (-1 once closed)"""
+        return self._u.fd(1)
+
+    @property
+    def program_read(self) -> int:
+        """SSLREADFD: the program reads the decrypted bytes here. (-1 once closed)"""
+        return self._u.fd(2)
+
+    @property
+    def write(self) -> int:
+        """We write the decrypted bytes for the program here. (-1 once closed)"""
+        return self._u.fd(3)
+
+    @property
+    def read(self) -> int:
+        """We read the program's cleartext here. (-1 once closed)"""
+        return self._u.fd(4)
+
+    @property
+    def program_write(self) -> int:
+        """SSLWRITEFD: the program writes its cleartext here. (-1 once closed)"""
+        return self._u.fd(5)
 
     @property
     def env(self) -> Dict[str, str]:

@@ -58,6 +58,39 @@ class RelayResult:
     plain_to_tls: int
 
 
+@dataclass(frozen=True)
+class TLSA:
+    """One TLSA record (usage, selector, matching type, data), as DNS gave it."""
+
+    usage: int
+    selector: int
+    mtype: int
+    data: bytes
+
+    @classmethod
+    def parse(cls, text: Union[str, bytes]) -> "TLSA":
+        """A record from its presentation form, "3 1 1 <hex>" (mailtls_tlsa_parse);
+        ValueError when it is not one."""
+        r = _raw.mt_tlsa_parse(text)
+        if r[0] < 0:
+            raise ValueError(f"not a TLSA record: {text!r} ({os.strerror(r[1])})")
+        return cls(*r)
+
+
+@dataclass
+class DaneResult:
+    """mailtls_dane_result: the DANE status (DANE_OFF, DANE_UNCHECKED,
+    DANE_UNUSABLE, DANE_MATCHED, DANE_FAILED) and, when MATCHED, which record
+    (its index and fields) matched the certificate at which chain depth."""
+
+    status: int
+    record: int
+    usage: int
+    selector: int
+    mtype: int
+    depth: int
+
+
 class StartTLSInfo:
     """What a STARTTLS client learned in the plaintext phase (struct
     mailtls_starttls_info): reply codes and texts (CR LF as "\\n")."""
@@ -362,6 +395,20 @@ class Session:
         """Client, before the handshake: the names the peer certificate is checked
         against (any one must match); an empty list restores the servername."""
         self._check(_raw.mt_set_verify_names(self.raw, list(names)))
+
+    def set_dane(self, records: Iterable[TLSA], names: Iterable[str] = ()) -> int:
+        """Client, before the handshake, once: verification by these (DNSSEC-validated)
+        TLSA records instead of the CA, checking |names| under DANE-TA (default: the
+        servername).  Returns the number of usable records."""
+        recs = [(r.usage, r.selector, r.mtype, bytes(r.data)) for r in records]
+        return self._check(_raw.mt_set_dane(self.raw, recs, list(names)))
+
+    @property
+    def dane_result(self) -> DaneResult:
+        """The DANE outcome of the session (see DaneResult)."""
+        out = _raw.mailtls_dane_result_t()
+        status = _raw.mailtls_dane_result(self.raw, out)
+        return DaneResult(status, out.record, out.usage, out.selector, out.mtype, out.depth)
 
     def set_verify_error(self, message: str) -> None:
         """From a verification hook: the message reported when the hook refuses."""
