@@ -61,22 +61,23 @@ class Fleet:
         keyfile(self.keys, [self.key_a])
         self.cdb = work.rules(RULES)
         env = work.env(TICKETKEYFILE=str(self.keys))
-        common = ["-v", "-l0", "-HR", "-u", str(user[0]), "-g", str(user[1]), "-k", "127.0.0.1,::1",
+        common = ["-v", "-l0", "-HR", "-u", str(user[0]), "-g", str(user[1]), "-k", "127.0.0.0/31,::1/128",
                   "-x", str(self.cdb), "-n", str(pem)]
         self.tss1 = tss_server(work, tss, common, [DUMPER, "--say=220 host ESMTP"], env=env)
         self.tss2 = tss_server(work, tss, common, [DUMPER, "--say=220 host ESMTP"], env=env)
         self.smtp = tss_server(work, tss, [*common, "-e", "smtp"], [DUMPER, "--say=220 host ESMTP"], env=env)
-        self.ports = {name: free_port() for name in ("fe1", "fe2", "fev1", "fesmtp")}
+        self.ports = {name: free_port() for name in ("fe1", "fe2", "fev1", "fesmtp", "fe6")}
         cfg = work.dir / "haproxy.cfg"
         cfg.write_text(
             "global\n  maxconn 100\n"
             "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n"
-            + "".join(f"frontend {fe}\n  bind 127.0.0.1:{port}\n  default_backend be_{fe}\n"
-                      for fe, port in self.ports.items())
+            + "".join(f"frontend {fe}\n  bind {'[::1]' if fe == 'fe6' else '127.0.0.1'}:{port}\n"
+                      f"  default_backend be_{fe}\n" for fe, port in self.ports.items())
             + f"backend be_fe1\n  server s1 127.0.0.1:{self.tss1.port} send-proxy-v2\n"
             + f"backend be_fe2\n  server s2 127.0.0.1:{self.tss2.port} send-proxy-v2\n"
             + f"backend be_fev1\n  server s1 127.0.0.1:{self.tss1.port} send-proxy\n"
-            + f"backend be_fesmtp\n  server s3 127.0.0.1:{self.smtp.port} send-proxy-v2\n")
+            + f"backend be_fesmtp\n  server s3 127.0.0.1:{self.smtp.port} send-proxy-v2\n"
+            + f"backend be_fe6\n  server s1 127.0.0.1:{self.tss1.port} send-proxy-v2\n")
         self.haproxy = work.procs.start([haproxy, "-db", "-f", str(cfg)], name="haproxy")
         deadline = time.monotonic() + WAIT
         while not all(listening(p) for p in self.ports.values()):
@@ -113,9 +114,9 @@ def record_of(work, port):
     pytest.fail(f"no record for remote port {port}: {work.records()}\n{work.logs()}")
 
 
-def greet_from(pki, port, source):
+def greet_from(pki, port, source, host="127.0.0.1"):
     """A TLS client from |source| through a frontend; returns (its local port, greeting)."""
-    with tls_connect(pki, port, source=source) as s:
+    with tls_connect(pki, port, host=host, source=source) as s:
         local = s.getsockname()[1]
         return local, read_until(s, rb"220 host ESMTP\r\n")
 
@@ -144,6 +145,22 @@ def test_client_address_through_haproxy(fleet, pki, fe, version):
     srv.wait_for(rf"^{PROG}: proxy header {pid} v{version} from 127\.0\.0\.1:{hport}$", since=m)
     srv.wait_for(rf"^{PROG}: pid {pid} from {re.escape(CLIENT)}$", since=m)
     srv.wait_for(rf"^{PROG}: ok {pid} 0:127\.0\.0\.1:{fleet.ports[fe]} :{re.escape(CLIENT)}::{cport}$", since=m)
+
+
+def test_ipv6_client_through_haproxy(fleet, pki):
+    """An IPv6 client of HAProxy, which reaches tcpserver-ssl over IPv4: PROTO=TCP6
+    and the TCP6 names from the header, the balancer in PROXYREMOTEIP."""
+    srv = fleet.tss1
+    m = srv.mark()
+    cport, greeting = greet_from(pki, fleet.ports["fe6"], "::1", host="::1")
+    assert greeting.endswith(b"220 host ESMTP\r\n")
+    rec = record_of(fleet.work, cport)
+    env = rec["env"]
+    assert env["PROTO"] == "TCP6"
+    assert env["TCPREMOTEIP"] == env["TCP6REMOTEIP"] == "::1"
+    assert env["TCP6REMOTEPORT"] == str(cport) and env["TCP6LOCALPORT"] == str(fleet.ports["fe6"])
+    assert env["PROXYREMOTEIP"] == "127.0.0.1" and env["RULE"] == "other"
+    srv.wait_for(rf"^{PROG}: pid {rec['ppid']} from ::1$", since=m)
 
 
 def test_rules_deny_the_client_not_the_balancer(fleet, pki):
