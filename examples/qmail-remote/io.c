@@ -402,14 +402,22 @@ int tcp_connect(const struct ip *ip, unsigned port, int secs)
 	if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
 		if (errno != EINPROGRESS)
 			goto fail;
-		if (wait_fd(fd, POLLOUT, (long long)secs * 1000) <= 0)
+		e = wait_fd(fd, POLLOUT, (long long)secs * 1000);
+		if (e <= 0) {
+			e = e ? errno : ETIMEDOUT;
 			goto fail;
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0 || e)
+		}
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
+			e = errno;
+		if (e)
 			goto fail;
 	}
 	fcntl(fd, F_SETFL, fl);
 	return fd;
 fail:
+	if (!e)
+		e = errno;
 	close(fd);
+	errno = e;
 	return -1;
 }

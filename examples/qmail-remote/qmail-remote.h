@@ -102,7 +102,15 @@ void outsmtptext(void);
 void smtptext_set(const char *s);
 void quit(struct conn *c, const char *prepend, const char *append) __attribute__((noreturn));
 void conn_quit_close(struct conn *c);
+/* tcp_connect: the connected socket, or -1 with errno (ETIMEDOUT when
+ * |secs| passed). */
 int tcp_connect(const struct ip *ip, unsigned port, int secs);
+
+/* tcpto.c: queue/lock/tcpto.  tcpto_skip: 1 when |ip| timed out often and
+ * recently enough to be skipped; tcpto_err after each connect: |timedout|
+ * 1 counts a timeout, 0 (a connection made, or refused) clears one. */
+int tcpto_skip(const struct ip *ip);
+void tcpto_err(const struct ip *ip, int timedout);
 
 /* tls.c: the policy of one destination and the TLS steps. */
 enum { POL_NONE, POL_MAY, POL_ENCRYPT, POL_VERIFY, POL_SECURE, POL_FINGERPRINT };

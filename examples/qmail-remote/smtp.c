@@ -84,11 +84,17 @@ int smtp(const struct ip *ip, unsigned port, const char *domain, int tls_allowed
 	if (!c)
 		temp_nomem();
 	c->timeout = ctl.timeoutremote;
-	c->fd = tcp_connect(ip, port, ctl.timeoutconnect);
-	if (c->fd < 0) {
+	if (tcpto_skip(ip)) {
 		free(c);
 		return TRY_NEXT;
 	}
+	c->fd = tcp_connect(ip, port, ctl.timeoutconnect);
+	if (c->fd < 0) {
+		tcpto_err(ip, errno == ETIMEDOUT);
+		free(c);
+		return TRY_NEXT;
+	}
+	tcpto_err(ip, 0);
 	ip_fmt(ip, partner, sizeof partner);
 	policy_for(domain, ip->name, &p);
 	if (!tls_allowed && p.level == POL_MAY) {

@@ -669,3 +669,98 @@ def test_implicit_tls_port_465_route(qhome, pki):
     ls.close()
     assert out.startswith(b"r\0K127.0.0.1 accepted message.\n") and b"Verified peer 127.0.0.1" in out, out
     assert lines[0].startswith(b"EHLO")
+
+
+# --------------------------------------------------------------------------- queue/lock/tcpto
+
+def tcpto_file(qhome, records=()):
+    """queue/lock/tcpto as qmail's installation makes it (1024 bytes), with |records|
+    (ip, count, when) in netqmail's layout."""
+    import struct
+    buf = bytearray(1024)
+    for i, (ip, count, when) in enumerate(records):
+        buf[i * 16:i * 16 + 16] = socket.inet_aton(ip) + bytes([count, 0, 0, 0]) + struct.pack("<I", when) + \
+            bytes(4)
+    f = qhome / "queue" / "lock" / "tcpto"
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_bytes(bytes(buf))
+    return f
+
+
+def tcpto_records(f):
+    import struct
+    data = f.read_bytes()
+    assert len(data) == 1024
+    out = []
+    for i in range(64):
+        r = data[i * 16:i * 16 + 16]
+        if r[:4] != bytes(4):
+            out.append((socket.inet_ntoa(r[:4]), r[4], struct.unpack("<I", r[8:12])[0]))
+    return out
+
+
+def test_tcpto_recent_timeouts_skip_the_address(qhome):
+    import time
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    ls.setblocking(False)
+    route(qhome, ls.getsockname()[1])
+    now = int(time.time())
+    f = tcpto_file(qhome, [("192.0.2.7", 5, now), ("127.0.0.1", 2, now - 60)])
+    assert run(qhome) == NOCONN + b"\0"
+    with pytest.raises(BlockingIOError):
+        ls.accept()            # not even a connection was tried
+    ls.close()
+    assert tcpto_records(f) == [("192.0.2.7", 5, now), ("127.0.0.1", 2, now - 60)]
+
+
+def test_tcpto_old_timeouts_and_one_timeout_are_tried_and_cleared(qhome):
+    import time
+    now = int(time.time())
+    for count, when in ((2, now - 2 * 3600), (1, now)):
+        s = Server(plain_ok)
+        route(qhome, s.port)
+        f = tcpto_file(qhome, [("127.0.0.1", count, when)])
+        assert run(qhome).startswith(b"r\0K127.0.0.1 accepted message.\n")
+        s.join()
+        assert tcpto_records(f) == [("127.0.0.1", 0, when)]     # a connection clears the count
+
+
+def test_tcpto_connect_timeout_is_counted(qhome):
+    """A listener whose queue is full drops the SYN: the connect times out (timeoutconnect 1)."""
+    import time
+    (qhome / "control" / "timeoutconnect").write_text("1\n")
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(0)
+    port = ls.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        c = socket.socket()
+        c.setblocking(False)
+        c.connect_ex(("127.0.0.1", port))
+        fillers.append(c)
+    route(qhome, port)
+    f = tcpto_file(qhome, [("192.0.2.7", 3, 1000)])
+    t0 = int(time.time())
+    assert run(qhome) == NOCONN + b"\0"
+    recs = tcpto_records(f)
+    assert recs[0] == ("192.0.2.7", 3, 1000) and recs[1][:2] == ("127.0.0.1", 1) and recs[1][2] >= t0, recs
+    # the same outage (within two minutes) is counted once
+    assert run(qhome) == NOCONN + b"\0"
+    assert tcpto_records(f)[1][:2] == ("127.0.0.1", 1)
+    # a later one makes two: the address is then skipped
+    tcpto_file(qhome, [("192.0.2.7", 3, 1000), ("127.0.0.1", 1, t0 - 600)])
+    assert run(qhome) == NOCONN + b"\0"
+    assert tcpto_records(f)[1][:2] == ("127.0.0.1", 2)
+    for c in fillers:
+        c.close()
+    ls.close()
+
+
+def test_tcpto_refused_is_no_timeout(qhome):
+    route(qhome, free_port())
+    f = tcpto_file(qhome)
+    assert run(qhome) == NOCONN + b"\0"
+    assert tcpto_records(f) == []
