@@ -35,6 +35,23 @@ static int lower(int c)
 	return c >= 'A' && c <= 'Z' ? c + 32 : c;
 }
 
+/* The value of a "name: value" line whose ':' is at |colon|, blanks
+ * around it trimmed, into *v..*ve; 0 when it holds a control byte. */
+static int field_value(const char *colon, const char *eol, const char **v, const char **ve)
+{
+	const char *a = colon + 1, *b = eol;
+	while (a < b && is_wsp(*a))
+		a++;
+	while (b > a && is_wsp(b[-1]))
+		b--;
+	for (const char *q = a; q < b; q++)
+		if (((unsigned char)*q < 0x20 && *q != '\t') || *q == 0x7f)
+			return 0;
+	*v = a;
+	*ve = b;
+	return 1;
+}
+
 /* ---- TXT ---- */
 
 /* sts-ext-name: (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / "."). */
@@ -173,17 +190,10 @@ int mtasts_policy_parse(const char *text, size_t len, struct mtasts_policy *out,
 			*why = "a policy line is not \"key: value\"";
 			return -1;
 		}
-		v = colon + 1;
-		while (v < eol && is_wsp(*v))
-			v++;
-		ve = eol;
-		while (ve > v && is_wsp(ve[-1]))
-			ve--;
-		for (const char *q = v; q < ve; q++)
-			if ((unsigned char)*q < 0x20 && *q != '\t') {
-				*why = "a policy value holds a control byte";
-				return -1;
-			}
+		if (!field_value(colon, eol, &v, &ve)) {
+			*why = "a policy value holds a control byte";
+			return -1;
+		}
 		if (word_is(key, (size_t)(colon - key), "version")) {
 			if (have_version++)
 				continue;
@@ -351,15 +361,8 @@ int mtasts_http_parse(const char *buf, size_t len, int eof, char *body, size_t c
 			colon++;
 		if (colon == p || colon == eol || *colon != ':')
 			FAIL("a malformed HTTP header field");
-		v = colon + 1;
-		while (v < eol && is_wsp(*v))
-			v++;
-		ve = eol;
-		while (ve > v && is_wsp(ve[-1]))
-			ve--;
-		for (const char *q = v; q < ve; q++)
-			if (((unsigned char)*q < 0x20 && *q != '\t') || *q == 0x7f)
-				FAIL("a control byte in an HTTP header field");
+		if (!field_value(colon, eol, &v, &ve))
+			FAIL("a control byte in an HTTP header field");
 		if (name_is(p, (size_t)(colon - p), "content-length")) {
 			unsigned long long n = 0;
 			if (ve == v || ve - v > 15)
