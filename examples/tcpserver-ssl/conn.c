@@ -1,6 +1,6 @@
-/* conn.c -- one connection, in the forked child: names, rules, the
- * environment, the TLS handshake with a deadline, then the program on
- * plaintext pipes with this process as the relay.  Under -y (UCSPI-TLS)
+/* conn.c -- one connection, in the forked child: a balancer's PROXY header
+ * (-k), names, rules, the environment, the TLS handshake with a deadline,
+ * then the program on plaintext pipes with this process as the relay.  Under -y (UCSPI-TLS)
  * the program starts first, on the socket in plaintext, and the handshake
  * and the relay follow only when it asks for them on SSLCTLFD.  Under -e
  * (the protocol proxy) the program starts on plaintext pipes before any
@@ -18,9 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "rules.h"
@@ -44,29 +41,12 @@ static pid_t start_prog_or_die(const struct opts *o, int in, int out)
 	return pid;
 }
 
-/* After a failure once the program runs: SIGTERM (before the program
- * sees its descriptors close, so it ends by the signal rather than going
- * on as if TLS had been refused), a few seconds to end, then SIGKILL.
- * This process exits |code| (111) either way, and only once the program
- * is gone, so the end line means the connection is over. */
-#define PROG_TERM_SECS 5
+/* After a failure once the program runs: ucspi_end_prog (SIGTERM, then
+ * SIGKILL), and this process exits |code| (111) only once the program is
+ * gone, so the end line means the connection is over. */
 static void end_prog_and_exit(pid_t pid, struct mailtls_ucspitls *u, int sock, int code)
 {
-	struct timespec tick = { 0, 20 * 1000 * 1000 };
-	int st;
-	kill(pid, SIGTERM);
-	kill(pid, SIGCONT);
-	mailtls_ucspitls_close_ours(u);
-	close(sock);
-	for (int i = 0; i < PROG_TERM_SECS * 50; i++) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-		if (r == pid || (r < 0 && errno != EINTR))
-			_exit(code);
-		nanosleep(&tick, NULL);
-	}
-	kill(pid, SIGKILL);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	ucspi_end_prog(pid, u, sock);
 	_exit(code);
 }
 
@@ -143,42 +123,6 @@ static void run_tls(const struct opts *o, struct mailtls_config *cfg, struct con
 	relay_and_exit_like(s, from_prog[0], to_prog[1], ci->fd, pid);
 }
 
-/* pidfd_of returns a descriptor that polls readable once |pid| has ended,
- * or -1 where the kernel has none (Linux before 5.3). */
-static int pidfd_of(pid_t pid)
-{
-#ifdef SYS_pidfd_open
-	return (int)syscall(SYS_pidfd_open, pid, 0);
-#else
-	(void)pid;
-	return -1;
-#endif
-}
-
-/* The program's request on SSLCTLFD: 'y', 'Y', 0 (it closed SSLCTLFD or
- * ended without asking) or -1 (the error on |s|).  A program that ended
- * counts as not asking even while a process it left behind still holds
- * SSLCTLFD, so the connection closes when the program does. */
-static int ucspitls_request(struct mailtls *s, const struct mailtls_ucspitls *u, pid_t pid)
-{
-	int pfd = pidfd_of(pid);
-	if (pfd >= 0) {
-		struct pollfd p[2] = { { .fd = u->ctl[1], .events = POLLIN }, { .fd = pfd, .events = POLLIN } };
-		for (;;) {
-			int r = poll(p, 2, -1);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r > 0 && p[1].revents) {
-				close(pfd);
-				return 0;
-			}
-			break;   /* a request (or a poll failure: the library's wait reports it) */
-		}
-		close(pfd);
-	}
-	return mailtls_ucspitls_wait(s, u, 0);
-}
-
 /* UCSPI-TLS (-y): the program starts on the socket itself, in plaintext,
  * with SSLCTLFD, SSLREADFD and SSLWRITEFD; TLS starts when it asks. */
 static void run_ucspitls(const struct opts *o, struct mailtls_config *cfg, struct conninfo *ci)
@@ -201,7 +145,7 @@ static void run_ucspitls(const struct opts *o, struct mailtls_config *cfg, struc
 	pid = start_prog_or_die(o, ci->fd, ci->fd);
 	mailtls_ucspitls_close_program(&u);
 
-	req = ucspitls_request(s, &u, pid);
+	req = ucspi_tls_request(s, &u, pid);
 	if (req == 0) {
 		/* Plaintext to the end: the connection closes when the program
 		 * does, and declining TLS is no reason to end it. */
@@ -383,7 +327,7 @@ void conn_serve(const struct opts *o, struct mailtls_config *cfg, struct conninf
 		rh = rhost;
 	/* ident asks the client's host about the connection's ports: behind a
 	 * balancer that connection is not ours to ask about. */
-	if (o->ident && !proxied && ident_lookup(ci, o->ident_timeout, rinfo, sizeof rinfo))
+	if (o->ident && !proxied && ucspi_ident(ci, (unsigned)o->ident_timeout, rinfo, sizeof rinfo))
 		ri = rinfo;
 	if (o->rules) {
 		found = rules_lookup(o->rules, ci->remoteip, rh, ri, &rr);

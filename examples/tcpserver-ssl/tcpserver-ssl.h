@@ -75,7 +75,5 @@ void conn_serve(const struct opts *o, struct mailtls_config *cfg, struct conninf
 int trust_parse(struct opts *o, const char *list);
 int trust_match(const struct opts *o, const char *ip);
 
-/* names.c: the ident lookup for TCPREMOTEINFO (name_of: ucspi.h). */
-int ident_lookup(const struct conninfo *ci, int secs, char *out, size_t len);
 
 #endif
