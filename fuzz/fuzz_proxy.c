@@ -124,7 +124,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_CHECK(out.prog_len == 0, "a program line sent %zu bytes to the program", out.prog_len);
 			FUZZ_CHECK(out.client_len <= 3 * MAILTLS_PROXY_CHUNK + 512, "client output of %zu bytes", out.client_len);
 			if ((proto == MAILTLS_SMTP && len >= 3 && !memcmp(a, "334", 3)) ||
-			    (proto != MAILTLS_SMTP && len >= 1 && a[0] == '+' &&
+			    (proto == MAILTLS_IMAP && len >= 1 && a[0] == '+') ||   /* the proxy takes any "+" line so */
+			    (proto == MAILTLS_POP3 && len >= 1 && a[0] == '+' &&
 			        (len == 1 || a[1] == ' ' || a[1] == '\r' || a[1] == '\n')))
 				sasl_seen = 1;
 			if (!have_held)
