@@ -509,6 +509,25 @@ static void test_run_pipes(void)
 	mailtls_config_free(ccfg);
 }
 
+/* Before TLS the client sends |text| after the greeting, gets |reply|, and
+ * the proxy ends with -1 and |code|. */
+static void plain_refusal(struct mailtls_config *scfg, const char *text, const char *reply, int code)
+{
+	struct run r;
+	int sv[2];
+	tu_socketpair(sv);
+	run_start(&r, MAILTLS_SMTP, scfg, sv[0], sv[0]);
+	put(r.prog_out, "220 mx ESMTP\r\n");
+	CHECK_STR(fd_line(sv[1]), "220 mx ESMTP\r\n");
+	put(sv[1], text);
+	CHECK_STR(fd_line(sv[1]), reply);
+	run_end(&r);
+	CHECK_EQ(r.ret, -1);
+	CHECK_EQ(r.errcode, code);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 /* A refused session says why: plaintext pipelined after STARTTLS is an
  * injection, an overlong command line (here under TLS) a protocol error. */
 static void test_run_close_reasons(void)
@@ -519,33 +538,13 @@ static void test_run_close_reasons(void)
 	struct run r;
 	int sv[2];
 
-	tu_socketpair(sv);
-	run_start(&r, MAILTLS_SMTP, scfg, sv[0], sv[0]);
-	put(r.prog_out, "220 mx ESMTP\r\n");
-	CHECK_STR(fd_line(sv[1]), "220 mx ESMTP\r\n");
-	put(sv[1], "STARTTLS\r\nRSET\r\n");
-	CHECK_STR(fd_line(sv[1]), "503 5.5.1 Plaintext pipelined after STARTTLS, closing\r\n");
-	run_end(&r);
-	CHECK_EQ(r.ret, -1);
-	CHECK_EQ(r.errcode, MAILTLS_E_INJECTION);
-	close(sv[0]);
-	close(sv[1]);
-
+	plain_refusal(scfg, "STARTTLS\r\nRSET\r\n", "503 5.5.1 Plaintext pipelined after STARTTLS, closing\r\n",
+	    MAILTLS_E_INJECTION);
 	/* before TLS the limit is 1000 bytes */
-	tu_socketpair(sv);
-	run_start(&r, MAILTLS_SMTP, scfg, sv[0], sv[0]);
-	put(r.prog_out, "220 mx ESMTP\r\n");
-	CHECK_STR(fd_line(sv[1]), "220 mx ESMTP\r\n");
 	memset(big, 'x', 1100);
 	memcpy(big, "EHLO ", 5);
 	memcpy(big + 1100, "\r\n", 3);
-	put(sv[1], big);
-	CHECK_STR(fd_line(sv[1]), "500 5.5.2 Line too long\r\n");
-	run_end(&r);
-	CHECK_EQ(r.ret, -1);
-	CHECK_EQ(r.errcode, MAILTLS_E_PROTOCOL);
-	close(sv[0]);
-	close(sv[1]);
+	plain_refusal(scfg, big, "500 5.5.2 Line too long\r\n", MAILTLS_E_PROTOCOL);
 
 	tu_socketpair(sv);
 	run_start(&r, MAILTLS_SMTP, scfg, sv[0], sv[0]);
