@@ -88,11 +88,7 @@ def errcode_is_verify(code: int) -> bool:
     return bool(_raw.mailtls_errcode_is_verify(code))
 
 
-def wrap_server(transport: Transport, config: Config, *, own: bool = False,
-                timeout: Optional[float] = None, handshake: bool = True) -> Session:
-    """A server session on |transport| with its handshake done (unless |handshake|
-    is False).  On failure the session is closed (the transport only if owned)."""
-    s = Session.server(config, transport, own=own, timeout=timeout)
+def _handshaken(s: Session, handshake: bool) -> Session:
     if handshake:
         try:
             s.handshake()
@@ -100,20 +96,20 @@ def wrap_server(transport: Transport, config: Config, *, own: bool = False,
             s.close()
             raise
     return s
+
+
+def wrap_server(transport: Transport, config: Config, *, own: bool = False,
+                timeout: Optional[float] = None, handshake: bool = True) -> Session:
+    """A server session on |transport| with its handshake done (unless |handshake|
+    is False).  On failure the session is closed (the transport only if owned)."""
+    return _handshaken(Session.server(config, transport, own=own, timeout=timeout), handshake)
 
 
 def wrap_client(transport: Transport, config: Config, servername: Optional[str], *, own: bool = False,
                 timeout: Optional[float] = None, handshake: bool = True) -> Session:
     """A client session on |transport| sending and verifying |servername|, with its
     handshake done (unless |handshake| is False)."""
-    s = Session.client(config, transport, servername, own=own, timeout=timeout)
-    if handshake:
-        try:
-            s.handshake()
-        except BaseException:
-            s.close()
-            raise
-    return s
+    return _handshaken(Session.client(config, transport, servername, own=own, timeout=timeout), handshake)
 
 
 def _starttls(proto: int, sock: Any, config: Config, servername: Optional[str], ehlo_name: str,

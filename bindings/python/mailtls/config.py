@@ -5,6 +5,7 @@ import os
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Union
 
 from . import mailtls_raw as _raw
+from ._util import Closing
 from .errors import UsageError, make_error
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ def _path(p: Optional[PathLike]) -> Optional[str]:
     return None if p is None else os.fspath(p)
 
 
-class Config:
+class Config(Closing):
     """A libmailtls configuration (mailtls_config): the safe defaults of
     mailtls_config_new (TLS 1.2 minimum, AEAD only, client verification
     required against no anchors until some are set, server verification
@@ -214,15 +215,3 @@ class Config:
     def closed(self) -> bool:
         """True once close() was called."""
         return self._ptr is None
-
-    def __enter__(self) -> "Config":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 -- at interpreter exit the raw module may be gone
-            pass

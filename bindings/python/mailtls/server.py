@@ -5,6 +5,7 @@ import os
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from . import mailtls_raw as _raw
+from ._util import Closing, env_block
 from .session import Session, _secs, proto_number
 
 PROXY_REQUIRE_TLS: int = _raw.MAILTLS_PROXY_REQUIRE_TLS
@@ -16,7 +17,7 @@ PROXY_CLOSE: int = _raw.MAILTLS_PROXY_CLOSE
 PROXY_CHUNK: int = _raw.MAILTLS_PROXY_CHUNK
 
 
-class UcspiTls:
+class UcspiTls(Closing):
     """The descriptors of one UCSPI-TLS connection (struct mailtls_ucspitls),
     made by mailtls_ucspitls_open: the program's ends (``program_ctl``,
     ``program_read``, ``program_write``: SSLCTLFD, SSLREADFD, SSLWRITEFD) and
@@ -64,12 +65,7 @@ class UcspiTls:
     @property
     def env(self) -> Dict[str, str]:
         """{"SSLCTLFD": ..., "SSLREADFD": ..., "SSLWRITEFD": ...} for the program."""
-        out = {}
-        for item in _raw.mt_ucspitls_env(self._u).split(b"\0"):
-            if item:
-                k, _, v = item.partition(b"=")
-                out[k.decode()] = v.decode()
-        return out
+        return env_block(_raw.mt_ucspitls_env(self._u))
 
     def program_fds(self) -> Tuple[int, int, int]:
         """(SSLCTLFD, SSLREADFD, SSLWRITEFD): e.g. pass_fds for subprocess."""
@@ -88,12 +84,6 @@ class UcspiTls:
         self.close_program()
         self.close_ours()
 
-    def __enter__(self) -> "UcspiTls":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
     def wait(self, session: Session, timeout: float = 0) -> Optional[str]:
         """Waits (without the GIL) for the program's request: "y", "Y", or None when
         it closed its end without asking (the connection stays plaintext).
@@ -107,7 +97,7 @@ class UcspiTls:
         session._check(_raw.mailtls_ucspitls_reply(session.raw, self._u, _secs(timeout)))
 
 
-class Proxy:
+class Proxy(Closing):
     """The server-side STARTTLS proxy (struct mailtls_proxy) for |proto|
     (SMTP, POP3, IMAP or their names) with |flags| (PROXY_REQUIRE_TLS,
     PROXY_HIDE_AUTH): the state machine (client_line, server_line,
@@ -168,16 +158,3 @@ class Proxy:
         p, self._p = self._p, None
         if p is not None:
             _raw.mailtls_proxy_free(p)
-
-    def __enter__(self) -> "Proxy":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 -- at interpreter exit the raw module may be gone
-            pass
-

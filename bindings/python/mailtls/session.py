@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from . import mailtls_raw as _raw
+from ._util import Closing
+from ._util import env_block as _env_dict
 from .config import Config
 from .errors import (Error, StartTLSUnavailable, UsageError, VerifyHookError, WantRead, WantWrite,
                      make_error, want_error)
@@ -150,7 +152,7 @@ class StartTLSInfo:
                 f"starttls_code={self.starttls_code}, capabilities={self.capabilities!r})")
 
 
-class Session:
+class Session(Closing):
     """A TLS session (struct mailtls) in the server or the client role.
 
     |transport|: a socket object (or anything with fileno()), a descriptor, a
@@ -351,13 +353,9 @@ class Session:
         """True once close() was called."""
         return self._ptr is None
 
-    def __enter__(self) -> "Session":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
     def __del__(self) -> None:
+        # the finalizer frees without close_notify: a session dropped unclosed ends as a
+        # vanished peer would (TruncatedError on the other side)
         try:
             self._free()
         except Exception:  # noqa: BLE001 -- at interpreter exit the raw module may be gone
@@ -595,12 +593,7 @@ class Session:
     @property
     def env(self) -> Dict[str, str]:
         """The facts as environment variables (SSL_PROTOCOL, SSL_CIPHER, ...)."""
-        out = {}
-        for item in self.env_block.split(b"\0"):
-            if item:
-                k, _, v = item.partition(b"=")
-                out[k.decode("ascii")] = v.decode("ascii")
-        return out
+        return _env_dict(self.env_block)
 
     def __repr__(self) -> str:
         if self._ptr is None:
