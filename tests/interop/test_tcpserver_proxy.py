@@ -128,7 +128,7 @@ def test_s1_pipelined_after_starttls(work, tss, qmail_pem):
     data, how = read_to_close(s)
     assert data == b"503 5.5.1 Plaintext pipelined after STARTTLS, closing\r\n", (data, how)
     srv.wait_for(rf"^{PROG}: proxy \d+ injection: ")
-    assert srv.end_of()[1] == 111 << 8                # the program ended by SIGTERM
+    assert srv.end_of()[1] == 111 << 8                # the child exits 111 for a refused session
     # The EHLO it answered, and no RSET.
     assert program_commands(work) == ["EHLO raw.example"]
 
