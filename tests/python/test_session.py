@@ -4,6 +4,7 @@ over the memory transport; the facts; resumption; configuration calls."""
 import os
 import select
 import socket
+import subprocess
 
 import pytest
 
@@ -287,6 +288,21 @@ def test_config_calls(pki, tmp_path, monkeypatch):
     with pytest.raises(mailtls.ConfigError) as ei:
         mailtls.Config.from_env()
     assert "CERTFILE" in str(ei.value)
+
+
+def test_ca_directory(pki, server_config, tmp_path, need):
+    cadir = tmp_path / "certs"
+    cadir.mkdir()
+    (cadir / "test-ca.pem").write_bytes((pki / "ca.pem").read_bytes())
+    subprocess.run([need("openssl"), "rehash", str(cadir)], check=True, timeout=60)
+    with mailtls.Config(cadir=cadir) as cc:
+        s, c = mailtls.Session.server(server_config), mailtls.Session.client(cc, None, "localhost")
+        memory_handshake(s, c)
+        assert c.peer_verified
+    with mailtls.Config(cadir=tmp_path) as cc:      # a directory without the hashed names
+        s, c = mailtls.Session.server(server_config), mailtls.Session.client(cc, None, "localhost")
+        with pytest.raises(mailtls.VerifyUntrustedError):
+            memory_handshake(s, c)
 
 
 def test_from_raw_shares_a_reference(pki):
