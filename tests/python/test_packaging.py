@@ -6,7 +6,6 @@ run a handshake over the memory transport."""
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

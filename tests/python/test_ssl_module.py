@@ -3,7 +3,6 @@ handshake with data both ways, an ssl client against a mailtls server and a
 mailtls client against an ssl server.  The extension modules are loaded
 RTLD_LOCAL, so the two libraries' equal symbol names do not meet
 (shared/reference/boringssl.md); this test is the proof."""
-import socket
 import ssl
 from pathlib import Path
 
