@@ -17,7 +17,9 @@ set -eu
 prog=deps.sh
 # Installed without Recommends, so what the tests need of those is named:
 # libc6-dev (gcc's C library headers), libnet-ssleay-perl (swaks --tls).
-# Also: iproute2 (tests in private network namespaces bring up lo) and
+# Also: dnsmasq-base (the DNS server of qmail-remote's MX tests; the binary
+# only, no service), iproute2 (tests in private network namespaces bring up
+# lo) and
 # sslscan and testssl.sh (audit peers of the interop tests); haproxy (the load
 # balancer in front of tcpserver-ssl in test_tcpserver_fleet); python3-venv,
 # python3-pip, python3-setuptools, python3-wheel (the tested pip install of
@@ -27,7 +29,7 @@ libtool libtool-bin openssl gnutls-bin swaks curl postfix dovecot-imapd dovecot-
 python3 python3-dev python3-pytest python3-cryptography python3-trustme swig
 python3-venv python3-pip python3-setuptools python3-wheel
 clang-14 libclang-rt-14-dev ucspi-tcp valgrind file binutils procps iproute2
-libnet-ssleay-perl sslscan testssl.sh haproxy"
+libnet-ssleay-perl sslscan testssl.sh haproxy dnsmasq-base"
 
 if [ "$(id -u)" != 0 ]; then
 	echo "$prog: fatal: must run as root (it installs packages with apt-get)" >&2

@@ -179,6 +179,47 @@ int dns_mxip(const char *host, struct ip *ips, int max)
 	return n;
 }
 
+/* netqmail's dns_cname: follows CNAME records from |name| (at most 10),
+ * replacing it with each target.  Returns the number followed, DNS_SOFT,
+ * or DNS_HARD for a loop; a name that does not exist stays as it is. */
+int dns_cname(char *name, size_t n)
+{
+	unsigned char ans[NS_PACKETSZ * 8];
+	int loop;
+	for (loop = 0; loop < 10; loop++) {
+		ns_msg msg;
+		ns_rr rr;
+		size_t l = strlen(name);
+		int len, i, found = 0;
+		if (!l || name[l - 1] == ']')
+			return loop;
+		if (name[l - 1] == '.') {
+			name[l - 1] = 0;
+			continue;
+		}
+		len = query(name, ns_t_cname, ans, sizeof ans);
+		if (len == DNS_SOFT)
+			return DNS_SOFT;
+		if (len <= 0 || ns_initparse(ans, len, &msg) < 0)
+			return loop;   /* no such name, or no CNAME: canonical */
+		for (i = 0; i < ns_msg_count(msg, ns_s_an) && !found; i++) {
+			char target[NS_MAXDNAME];
+			if (ns_parserr(&msg, ns_s_an, i, &rr) < 0)
+				break;
+			if (ns_rr_type(rr) != ns_t_cname || strcasecmp(ns_rr_name(rr), name))
+				continue;
+			if (ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg), ns_rr_rdata(rr), target,
+			    sizeof target) < 0 || strlen(target) >= n)
+				continue;
+			memcpy(name, target, strlen(target) + 1);
+			found = 1;
+		}
+		if (!found)
+			return loop;
+	}
+	return DNS_HARD;
+}
+
 /* ipme: is this one of this machine's addresses? */
 int ipme_is(const struct ip *ip)
 {
@@ -190,7 +231,11 @@ int ipme_is(const struct ip *ip)
 			temp_oserr();
 		done = 1;
 	}
-	if (ip->family == AF_INET && ip->a[0] == 127)
+	/* netqmail's ipme: 0.0.0.0 ("this host", RFC 1122 3.2.1.3) and the
+	 * interfaces' addresses (127.0.0.1 among them, not all of 127/8) */
+	if (ip->family == AF_INET && !memcmp(ip->a, "\0\0\0\0", 4))
+		return 1;
+	if (ip->family == AF_INET && !memcmp(ip->a, "\177\0\0\1", 4))
 		return 1;
 	for (i = ifs; i; i = i->ifa_next) {
 		if (!i->ifa_addr || i->ifa_addr->sa_family != ip->family)

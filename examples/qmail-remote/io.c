@@ -76,6 +76,7 @@ void temp_nomem(void) { out("ZOut of memory. (#4.3.0)\n"); zerodie(); }
 void temp_oserr(void) { out("ZSystem resources temporarily unavailable. (#4.3.0)\n"); zerodie(); }
 void temp_read(void) { out("ZUnable to read message. (#4.3.0)\n"); zerodie(); }
 void temp_dns(void) { out("ZSorry, I couldn't find any host by that name. (#4.1.2)\n"); zerodie(); }
+void temp_dnscanon(void) { out("ZCNAME lookup failed temporarily. (#4.4.3)\n"); zerodie(); }
 void temp_chdir(void) { out("ZUnable to switch to home directory. (#4.3.0)\n"); zerodie(); }
 void temp_control(void) { out("ZUnable to read control files. (#4.3.0)\n"); zerodie(); }
 void perm_partialline(void)

@@ -1,6 +1,7 @@
 /* qmail-remote -- sends one message to one host by SMTP, netqmail 1.06's
  * contract byte for byte (see qmail-remote.8), with TLS by policy through
  * libmailtls.  ISC license: see LICENSE. */
+#include <arpa/nameser.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,41 @@
 #include "qmail-remote.h"
 
 static struct ip ips[MAX_IPS];
+static int flagalias = 1;   /* every recipient's domain was a CNAME so far */
+
+/* netqmail's addrmangle for the recipients: each domain replaced by its
+ * canonical name (CNAMEs followed); one that is not an alias clears
+ * flagalias; a temporary DNS failure is "CNAME lookup failed temporarily"
+ * and a loop leaves the domain as it was. */
+static void canonicalise(char **r)
+{
+	for (; *r; r++) {
+		char name[NS_MAXDNAME + 1], *at = strrchr(*r, '@'), *a;
+		size_t local;
+		int k;
+		if (!at)
+			continue;
+		if (strlen(at + 1) >= sizeof name) {
+			flagalias = 0;
+			continue;
+		}
+		strcpy(name, at + 1);
+		k = dns_cname(name, sizeof name);
+		if (k == DNS_SOFT)
+			temp_dnscanon();
+		if (k == 0)
+			flagalias = 0;
+		if (k <= 0)
+			continue;
+		local = (size_t)(at - *r);
+		a = malloc(local + 1 + strlen(name) + 1);
+		if (!a)
+			temp_nomem();
+		memcpy(a, *r, local + 1);
+		strcpy(a + local + 1, name);
+		*r = a;
+	}
+}
 
 /* The port of an smtproutes line: 1 to 65535 in decimal, or the line is
  * refused as an unreadable control file (Z) rather than read as another
@@ -64,6 +100,8 @@ int main(int argc, char **argv)
 	}
 	sender = argv[2];
 	recips = argv + 3;
+	if (!flagrelay)
+		canonicalise(recips);
 
 	n = flagrelay ? dns_ip(relayhost, ips, MAX_IPS, 0) : dns_mxip(host, ips, MAX_IPS);
 	if (n == DNS_SOFT)
@@ -74,14 +112,16 @@ int main(int argc, char **argv)
 		perm_nomx();
 
 	/* MX hosts at or below this host's own preference are dropped (#5.4.6);
-	 * a relay from smtproutes is always used.  (No CNAME canonicalisation
-	 * of recipients yet: the all-aliases rule never applies.) */
+	 * a relay from smtproutes is always used, and so is every MX when
+	 * every recipient's domain was an alias (netqmail's flagalias). */
 	prefme = 100000;
 	for (i = 0; i < n; i++)
 		if (ipme_is(&ips[i]) && ips[i].pref < prefme)
 			prefme = ips[i].pref;
 	if (flagrelay)
 		prefme = 300000;
+	if (flagalias)
+		prefme = 500000;
 	for (i = 0; i < n; i++)
 		if (ips[i].pref < prefme)
 			break;

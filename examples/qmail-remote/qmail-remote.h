@@ -32,6 +32,7 @@ void temp_oserr(void) __attribute__((noreturn));
 void temp_noconn(void) __attribute__((noreturn));
 void temp_read(void) __attribute__((noreturn));
 void temp_dns(void) __attribute__((noreturn));
+void temp_dnscanon(void) __attribute__((noreturn));
 void temp_chdir(void) __attribute__((noreturn));
 void temp_control(void) __attribute__((noreturn));
 void perm_partialline(void) __attribute__((noreturn));
@@ -76,6 +77,7 @@ struct ip {
 int ip_literal(const char *s, struct ip *ip);   /* "[1.2.3.4]", "1.2.3.4", "[::1]", "[IPv6:::1]" */
 int dns_ip(const char *host, struct ip *ips, int max, int pref);    /* count or DNS_* */
 int dns_mxip(const char *host, struct ip *ips, int max);           /* count or DNS_* */
+int dns_cname(char *name, size_t n);   /* CNAMEs followed (name replaced), or DNS_* */
 void ip_fmt(const struct ip *ip, char *buf, size_t n);
 int ipme_is(const struct ip *ip);
 
