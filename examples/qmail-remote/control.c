@@ -150,6 +150,7 @@ void controls_read(void)
 	control_lines("control/smtproutes", &ctl.smtproutes, &ctl.smtproutes_len);
 	control_lines("control/tlspolicy", &ctl.tlspolicy, &ctl.tlspolicy_len);
 	ctl.tlscafile = control_line("control/tlscafile");
+	ctl.tlsclientciphers = control_line("control/tlsclientciphers");
 	ctl.tlscachedir = control_line("control/tlscachedir");
 	ctl.tlscachetimeout = control_int("control/tlscachetimeout", 3600);
 	if (ctl.tlscachetimeout > CACHE_LIFETIME_MAX)

@@ -54,6 +54,7 @@ struct controls {
 	char *tlspolicy;
 	size_t tlspolicy_len;
 	char *tlscafile;          /* path of the CA bundle (control/tlscafile), or NULL */
+	char *tlsclientciphers;   /* control/tlsclientciphers (may, encrypt), or NULL */
 	char *tlscachedir;        /* control/tlscachedir, or NULL: queue/tlscache */
 	int tlscachetimeout;      /* seconds a saved session is offered again */
 };

@@ -150,17 +150,25 @@ static const char *cafile_of(const struct policy *p)
 	return QMAIL_REMOTE_CAFILE;
 }
 
-static struct mailtls_config *make_config(const struct policy *p, const char **ca_used)
+/* The configuration of one handshake under |p|.  may and encrypt accept
+ * TLS 1.0 and CBC suites (the alternative is plaintext), or the suites of
+ * control/tlsclientciphers; verify and above, and implicit TLS (port 465,
+ * RFC 8314), keep the library's floor: TLS 1.2, AEAD suites only. */
+static struct mailtls_config *make_config(const struct policy *p, int implicit, const char **ca_used)
 {
 	struct mailtls_config *cfg = mailtls_config_new();
 	const char *ca = cafile_of(p);
 	*ca_used = NULL;
 	if (!cfg)
 		temp_nomem();
-	if (p->level <= POL_ENCRYPT) {
-		/* opportunistic: any TLS beats plaintext; verify only to report it */
+	if (p->level <= POL_ENCRYPT && !implicit) {
 		if (mailtls_config_set_min_protocol(cfg, MAILTLS_TLS1_0) < 0)
 			goto fail;
+		if (ctl.tlsclientciphers && mailtls_config_set_ciphers(cfg, ctl.tlsclientciphers) < 0)
+			goto fail;
+	}
+	if (p->level <= POL_ENCRYPT) {
+		/* opportunistic: verify only to report it */
 		if (access(ca, R_OK) == 0 && mailtls_config_set_ca(cfg, ca, NULL) == 0) {
 			*ca_used = ca;
 			if (mailtls_config_set_verify(cfg, MAILTLS_VERIFY_OPTIONAL) < 0)
@@ -324,7 +332,7 @@ int tls_start(struct conn *c, const struct ip *ip, unsigned port, const struct p
 	int r, e, cached, offered = 0;
 	if (!info)
 		temp_nomem();
-	cfg = make_config(p, &ca);
+	cfg = make_config(p, port == 465, &ca);
 	if (!cfg) {
 		free(info);
 		conn_quit_close(c);

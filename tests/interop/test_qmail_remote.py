@@ -108,9 +108,11 @@ class Server:
             body += ln
         self.data = body
 
-    def starttls(self, certname="server-ec"):
+    def starttls(self, certname="server-ec", max_version=None):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(self.pki / f"{certname}.pem", self.pki / f"{certname}.key")
+        if max_version:
+            ctx.maximum_version = max_version
         self.sock = ctx.wrap_socket(self.sock, server_side=True)
         self.f = self.sock.makefile("rb")
         self.tls = True
@@ -412,13 +414,6 @@ def test_ipv6_literal(qhome):
     assert run(qhome) == b"r\0K::1 accepted message.\nRemote host said: 250 ok\n\0"
     t.join(TIMEOUT)
     ls.close()
-
-
-def test_own_address_without_route_is_5_4_6(qhome):
-    # a recipient without a domain: no CNAME lookup leaves the machine (see test_qmail_remote_dns.py)
-    out = run(qhome, host="[127.0.0.1]", recips=("postmaster",))
-    assert out.startswith(b"DSorry. Although I'm listed as a best-preference MX or A for that host,\n")
-    assert out.endswith(b"(#5.4.6)\n\0")
 
 
 # --------------------------------------------------------------------------- TLS by policy (C1-C6)
@@ -765,3 +760,43 @@ def test_tcpto_refused_is_no_timeout(qhome):
     f = tcpto_file(qhome)
     assert run(qhome) == NOCONN + b"\0"
     assert tcpto_records(f) == []
+
+
+# --------------------------------------------------------------------------- control/tlsclientciphers
+
+def tls12_server(s):
+    s.send("220 x\r\n")
+    s.expect("EHLO", "250-x\r\n250 STARTTLS\r\n")
+    s.expect("STARTTLS", "220 go\r\n")
+    s.starttls(max_version=ssl.TLSVersion.TLSv1_2)
+    s.expect("EHLO", "250 x\r\n")
+    mail_tail(s)
+
+
+@pytest.mark.parametrize("level,cipher", [
+    ("may", "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA"),
+    ("encrypt", "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA"),
+    ("verify", "TLS_ECDHE_ECDSA_WITH_AES_")])   # the file does not apply: the library's AEAD list
+def test_tlsclientciphers(qhome, pki, level, cipher):
+    (qhome / "control" / "tlsclientciphers").write_text("ECDHE-ECDSA-AES256-SHA\n")
+    s = Server(tls12_server, pki=pki)
+    route(qhome, s.port)
+    policy(qhome, pki, level)
+    out = run(qhome)
+    s.join()
+    assert out.startswith(b"r\0K127.0.0.1 accepted message.\n"), out
+    t = tls_line(out)[0].decode()
+    assert t.startswith(f"TLS: TLSv1.2 {cipher}"), t
+    if level == "verify":
+        assert "_GCM_" in t or "CHACHA20" in t, t
+
+
+def test_tlsclientciphers_naming_nothing_usable(qhome, pki):
+    (qhome / "control" / "tlsclientciphers").write_text("NO-SUCH-CIPHER\n")
+    route(qhome, free_port())
+    s = Server(lambda s: (s.send("220 x\r\n"), s.line()), expect_hangup=True)
+    route(qhome, s.port)
+    policy(qhome, pki, "encrypt")
+    out = run(qhome)
+    s.join()
+    assert out.startswith(NOCONN) and b"TLS configuration failed (policy encrypt): " in out, out

@@ -61,6 +61,7 @@ SCENARIOS = {
     "mx_soft": ("fail.test", ["u@multi.test"], []),
     "nxdomain": ("nx.test", ["u@nx.test"], []),
     "own_mx": ("me.test", ["u@me.test"], ["127.0.0.3"]),
+    "own_literal": ("[127.0.0.1]", ["u@plain.test"], []),
     "all_aliases": ("me.test", ["u@alias-me.test"], ["127.0.0.3"]),
     "some_aliases": ("me.test", ["u@alias-me.test", "v@me.test"], ["127.0.0.3"]),
 }
@@ -242,6 +243,12 @@ def test_own_mx_cuts_the_list():
     r = scenario("own_mx")
     assert r["report"].startswith("DSorry. Although I'm listed as a best-preference MX or A for that host,\n"), r
     assert r["report"].endswith("(#5.4.6)\n\0") and r["servers"]["127.0.0.3"] == [], r
+
+
+def test_own_address_literal_is_5_4_6():
+    r = scenario("own_literal")
+    assert r["report"].startswith("DSorry. Although I'm listed as a best-preference MX or A for that host,\n"), r
+    assert r["report"].endswith("(#5.4.6)\n\0"), r
 
 
 def test_all_aliases_rule_keeps_every_mx():
