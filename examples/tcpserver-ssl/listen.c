@@ -120,16 +120,16 @@ static void addr_text(const struct sockaddr_storage *ss, char *out, size_t len, 
 	}
 }
 
-int conn_addresses(int fd, struct conninfo *ci)
+int conn_addresses(int fd, const struct sockaddr_storage *r, struct conninfo *ci)
 {
-	struct sockaddr_storage l, r;
-	socklen_t ll = sizeof l, rl = sizeof r;
+	struct sockaddr_storage l;
+	socklen_t ll = sizeof l;
 	int lv6, rv6;
-	if (getsockname(fd, (struct sockaddr *)&l, &ll) < 0 || getpeername(fd, (struct sockaddr *)&r, &rl) < 0)
+	if (getsockname(fd, (struct sockaddr *)&l, &ll) < 0)
 		return -1;
 	ci->fd = fd;
 	addr_text(&l, ci->localip, sizeof ci->localip, &ci->localport, &lv6, NULL);
-	addr_text(&r, ci->remoteip, sizeof ci->remoteip, &ci->remoteport, &rv6, &ci->scope);
+	addr_text(r, ci->remoteip, sizeof ci->remoteip, &ci->remoteport, &rv6, &ci->scope);
 	ci->v6 = rv6;
 	return 0;
 }

@@ -156,11 +156,13 @@ void server_run(const struct opts *o, struct mailtls_config *cfg, int *lfds, int
 		paused_until = 0;
 		for (int i = 0; i < nl; i++) {
 			struct conninfo ci;
+			struct sockaddr_storage peer;
+			socklen_t plen = sizeof peer;
 			pid_t pid;
 			int fd;
 			if (!(p[i].revents & POLLIN))
 				continue;
-			fd = accept4(lfds[i], NULL, NULL, SOCK_CLOEXEC);
+			fd = accept4(lfds[i], (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
 			if (fd < 0) {
 				/* Out of descriptors or memory: the listener stays readable, so
 				 * accepting pauses a second instead of spinning. */
@@ -173,7 +175,7 @@ void server_run(const struct opts *o, struct mailtls_config *cfg, int *lfds, int
 			pid = fork();
 			if (pid == 0) {
 				ci.fd = fd;
-				if (conn_addresses(fd, &ci) < 0)
+				if (conn_addresses(fd, &peer, &ci) < 0)
 					fatal(111, "unable to read the connection's addresses: %s", strerror(errno));
 				sigprocmask(SIG_SETMASK, &waitmask, NULL);
 				memset(&sa, 0, sizeof sa);

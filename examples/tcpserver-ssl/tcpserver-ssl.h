@@ -59,7 +59,10 @@ struct opts {
 
 /* listen.c: the listening sockets (one dual-stack socket for host 0). */
 int listen_sockets(const struct opts *o, int *fds, int max, unsigned *port);
-int conn_addresses(int fd, struct conninfo *ci);
+/* conn_addresses: the local address from |fd|, the remote one as accept
+ * gave it (a client that already reset the connection has none left for
+ * getpeername, and the child then fails on its first read instead). */
+int conn_addresses(int fd, const struct sockaddr_storage *peer, struct conninfo *ci);
 
 /* server.c: the accept loop, children counted and reaped. */
 struct keyfiles;
