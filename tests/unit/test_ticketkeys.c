@@ -31,8 +31,12 @@ static struct mailtls_config *server_with(const unsigned char *set, size_t len)
 }
 
 /* A full handshake with |sc|; the client's session after the greeting
- * (which carries a TLS 1.3 server's tickets). */
-static unsigned char *session_from(struct mailtls_config *sc, struct mailtls_config *cc, size_t *len)
+ * (which carries a TLS 1.3 server's tickets).  With |release| the server
+ * releases its configuration after the handshake, and the caller's
+ * reference (taken over) goes too: the configuration is freed before the
+ * server's first write sends the tickets. */
+static unsigned char *session_from(struct mailtls_config *sc, struct mailtls_config *cc, size_t *len,
+    int release)
 {
 	struct tu_conn k;
 	char buf[8];
@@ -41,6 +45,10 @@ static unsigned char *session_from(struct mailtls_config *sc, struct mailtls_con
 	tu_conn_run(&k, sc, cc, "localhost");
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_session_reused(k.s), 0);
+	if (release) {
+		CHECK_OK(k.s, mailtls_release_config(k.s));
+		mailtls_config_free(sc);
+	}
 	CHECK_EQ(mailtls_write(k.s, "hi", 2), 2);
 	CHECK_EQ(mailtls_read(k.c, buf, sizeof buf), 2);
 	n = mailtls_get_session(k.c, NULL, 0);
@@ -99,7 +107,7 @@ static void fleet(int max)
 	host1 = server_with(setA, K);
 	host2 = server_with(setA, K);
 	alone = server_with(NULL, 0);
-	sess = session_from(host1, cc, &len);
+	sess = session_from(host1, cc, &len, 0);
 	/* Another host with the same keys resumes; one with its own does not. */
 	CHECK_EQ(resumes(host2, cc, sess, len, NULL, NULL), 1);
 	CHECK_EQ(resumes(alone, cc, sess, len, NULL, NULL), 0);
@@ -144,22 +152,9 @@ static void test_tickets_after_release(void)
 {
 	struct mailtls_config *sc = server_with(keyA, K), *other = server_with(keyA, K);
 	struct mailtls_config *cc = tu_client_config();
-	struct tu_conn k;
-	char buf[8];
-	unsigned char *sess;
-	ssize_t n;
-	tu_conn_run(&k, sc, cc, "localhost");
-	EXPECT_HS_OK(&k);
-	CHECK_OK(k.s, mailtls_release_config(k.s));
-	mailtls_config_free(sc);
-	CHECK_EQ(mailtls_write(k.s, "hi", 2), 2);
-	CHECK_EQ(mailtls_read(k.c, buf, sizeof buf), 2);
-	n = mailtls_get_session(k.c, NULL, 0);
-	CHECK(n > 0);
-	sess = malloc((size_t)n);
-	CHECK_EQ(mailtls_get_session(k.c, sess, (size_t)n), n);
-	tu_conn_close(&k);
-	CHECK_EQ(resumes(other, cc, sess, (size_t)n, NULL, NULL), 1);
+	size_t len;
+	unsigned char *sess = session_from(sc, cc, &len, 1);
+	CHECK_EQ(resumes(other, cc, sess, len, NULL, NULL), 1);
 	free(sess);
 	mailtls_config_free(other);
 	mailtls_config_free(cc);
@@ -223,11 +218,11 @@ static void test_file(void)
 	write_file(path, set, sizeof set, 0400);
 	CHECK_CFG_OK(a, mailtls_config_set_ticket_keys_file(a, path));
 	/* A issues: a server that accepts only B does not resume it. */
-	sess = session_from(a, cc, &len);
+	sess = session_from(a, cc, &len, 0);
 	CHECK_EQ(resumes(b, cc, sess, len, NULL, NULL), 0);
 	free(sess);
 	/* B issues (B's own server resumes it). */
-	sess = session_from(b, cc, &len);
+	sess = session_from(b, cc, &len, 0);
 	CHECK_EQ(resumes(a, cc, sess, len, NULL, NULL), 1);
 	free(sess);
 	mailtls_config_free(a);
