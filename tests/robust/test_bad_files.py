@@ -22,6 +22,7 @@ import pytest
 
 from robust_util import (PROG, WAIT, executable_from_env, must_have, pki, qmail_pem, tls_connect,  # noqa: F401
                          tss, tss_server, user, work)
+from test_qmail_remote import qhome  # noqa: F401 (fixture: a qmail tree with control/me and timeouts)
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
@@ -129,16 +130,6 @@ def test_tcpserver_not_a_cdb(work, tss, qmail_pem, pki, content):
 
 
 # --------------------------------------------------------------------------- qmail-remote
-
-@pytest.fixture
-def qhome(tmp_path):
-    d = tmp_path / "qmail"
-    (d / "control").mkdir(parents=True)
-    (d / "control" / "me").write_text("client.test.example\n")
-    (d / "control" / "timeoutremote").write_text("10\n")
-    (d / "control" / "timeoutconnect").write_text("5\n")
-    return d
-
 
 def qmail_remote(qhome):
     prog = executable_from_env("MAILTLS_QMAIL_REMOTE", "qmail-remote")

@@ -21,7 +21,7 @@ from pathlib import Path
 from robust_util import (PROG, children, executable_from_env, free_port, need, pki, qmail_pem,  # noqa: F401
                          read_until, tls_connect, tss, tss_server, user, work)
 from conftest import listening
-from test_qmail_remote import Server, tls_server
+from test_qmail_remote import Server, qhome, tls_server  # noqa: F401 (qhome: a fixture)
 
 VG_WAIT = 120          # seconds: the bound of each step under valgrind (10-50 times slower)
 ERRORS = re.compile(r"^==\d+== (Invalid (read|write|free)|Conditional jump|Use of uninitialised|Syscall param|"
@@ -135,11 +135,8 @@ def test_tcpclient_ssl(work, tss, qmail_pem, pki, need):
     assert sum("ERROR SUMMARY" in t for c, t in logs.values()) >= 3, sorted(logs)
 
 
-def test_qmail_remote_starttls_deliveries(tmp_path, pki, need):
+def test_qmail_remote_starttls_deliveries(tmp_path, qhome, pki, need):
     qmr = executable_from_env("MAILTLS_QMAIL_REMOTE", "qmail-remote")
-    qhome = tmp_path / "qmail"
-    (qhome / "control").mkdir(parents=True)
-    (qhome / "control" / "me").write_text("client.test.example\n")
     (qhome / "control" / "timeoutremote").write_text(f"{VG_WAIT}\n")
     (qhome / "control" / "tlscafile").write_text(f"{pki / 'ca.pem'}\n")
     (qhome / "control" / "tlspolicy").write_text("example.test:verify\n")
