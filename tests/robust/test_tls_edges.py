@@ -12,19 +12,21 @@ exit 111 of the child, and the server must serve the next connection.
 Truncation (QUIT, then FIN without close_notify): the library reports it as such
 (MAILTLS_E_TRUNCATED: mailtls-probe prints end=truncated, end=close_notify for a clean
 end); tcpserver-ssl, as its man page says, does not log it as an error, and the
-program's exit code is the child's.
+program's exit code is the child's; tcpclient-ssl -v logs a server's truncation.
 """
 import random
 import re
 import socket
 import ssl
 import struct
+import subprocess
+import threading
 import time
 
 import pytest
 
 from robust_util import (ALERT, ALERTS, APPDATA, HANDSHAKE, PROG, SMTPD, WAIT, client_hello, ctx_ca,  # noqa: F401
-                         need, pki, probe, procs, qmail_pem, read_to_close, read_until, record,
+                         executable_from_env, need, pki, probe, procs, qmail_pem, read_to_close, read_until, record,
                          records_of, reply, tls_alert, tls_connect, tss, tss_server, user, work)
 
 CHILD_111 = 28416          # the wait status of a child that exited 111
@@ -320,3 +322,43 @@ def test_truncation_reported_by_the_library(probe, pki, clean):
     [kv] = srv.results()
     assert kv["result"] == "ok", kv
     assert kv["end"] == ("close_notify" if clean else "truncated"), kv
+
+
+@pytest.mark.parametrize("clean", [False, True])
+def test_truncation_logged_by_tcpclient(pki, clean):
+    """A server (Python's ssl) that sends a line and ends with or without close_notify:
+    tcpclient-ssl -v says "server ended the connection without close_notify" for the
+    second only; the program gets the line either way and its exit code is kept."""
+    tcs = executable_from_env("MAILTLS_TCPCLIENT_SSL", "tcpclient-ssl")
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    ls.settimeout(WAIT)
+    errors = []
+
+    def serve():
+        try:
+            c, _ = ls.accept()
+            c.settimeout(WAIT)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(pki / "server-ec-combined.pem")
+            s = ctx.wrap_socket(c, server_side=True)
+            s.sendall(b"bye\n")
+            if clean:
+                s = s.unwrap()
+            s.close()
+        except Exception as e:          # noqa: BLE001 - reported below
+            errors.append(e)
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        p = subprocess.run([tcs, "-v", "-RH", "-a", pki / "ca.pem", "-N", "localhost", "127.0.0.1",
+                            str(ls.getsockname()[1]), "sh", "-c", "cat <&6; exit 5"],
+                           capture_output=True, timeout=3 * WAIT, stdin=subprocess.DEVNULL)
+    finally:
+        t.join(WAIT)
+        ls.close()
+    assert not errors, errors
+    assert (p.returncode, p.stdout) == (5, b"bye\n"), p
+    said = b"tcpclient-ssl: server ended the connection without close_notify\n" in p.stderr
+    assert said == (not clean), p.stderr
