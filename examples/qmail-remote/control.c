@@ -70,28 +70,6 @@ int control_exists(const char *fn)
 	temp_control();
 }
 
-/* Turns the text into NUL-separated lines without trailing blanks. */
-static void split_lines(char *t, size_t len)
-{
-	size_t i;
-	for (i = 0; i < len; i++)
-		if (t[i] == '\n')
-			t[i] = 0;
-	for (i = len; i > 0; i--) {
-		size_t j = i - 1;
-		if (t[j] == 0) {
-			size_t k = j;
-			while (k > 0 && (t[k - 1] == '\r' || t[k - 1] == ' ' || t[k - 1] == '\t'))
-				t[--k] = 0;
-		}
-	}
-	if (len) {
-		size_t k = len;
-		while (k > 0 && (t[k - 1] == '\r' || t[k - 1] == ' ' || t[k - 1] == '\t' || t[k - 1] == 0))
-			t[--k] = 0;
-	}
-}
-
 /* The first line of |fn|, or NULL when the file is missing or empty. */
 static char *control_line(const char *fn)
 {
@@ -102,7 +80,7 @@ static char *control_line(const char *fn)
 		temp_control();
 	if (r == 0)
 		return NULL;
-	split_lines(t, len);
+	control_split(t, len);
 	if (!*t) {
 		free(t);
 		return NULL;
@@ -134,7 +112,7 @@ static void control_lines(const char *fn, char **text, size_t *len)
 		*len = 0;
 		return;
 	}
-	split_lines(*text, *len);
+	control_split(*text, *len);
 }
 
 void controls_read(void)
@@ -157,29 +135,8 @@ void controls_read(void)
 		ctl.tlscachetimeout = CACHE_LIFETIME_MAX;
 }
 
-/* The value of the line "key:value" for exactly |key| (case-insensitive). */
-static const char *map_find(const char *text, size_t len, const char *key, size_t klen)
-{
-	size_t i = 0;
-	while (text && i < len) {
-		const char *line = text + i;
-		size_t l = strlen(line);
-		if (l > klen && line[klen] == ':' && strncasecmp(line, key, klen) == 0)
-			return line + klen + 1;
-		i += l + 1;
-	}
-	return NULL;
-}
-
 /* netqmail: the host itself, then each ".suffix", then "" (the default). */
 const char *route_lookup(const char *host)
 {
-	size_t n = strlen(host), i;
-	for (i = 0; i <= n; i++)
-		if (i == 0 || i == n || host[i] == '.') {
-			const char *r = map_find(ctl.smtproutes, ctl.smtproutes_len, host + i, n - i);
-			if (r)
-				return r;
-		}
-	return NULL;
+	return route_find(ctl.smtproutes, ctl.smtproutes_len, host);
 }

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -379,7 +380,7 @@ int tcp_connect(const struct ip *ip, unsigned port, int secs)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int fd, fl, e = 0;
+	int fd, fl, e = 0, one = 1;
 	socklen_t el = sizeof e;
 	memset(&ss, 0, sizeof ss);
 	if (ip->family == AF_INET) {
@@ -414,6 +415,10 @@ int tcp_connect(const struct ip *ip, unsigned port, int secs)
 			goto fail;
 	}
 	fcntl(fd, F_SETFL, fl);
+	/* each write is a whole command or TLS flight: Nagle would hold the
+	 * second of two (a resumed handshake's Finished, then EHLO) for the
+	 * peer's delayed ACK, some 40 ms a delivery */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	return fd;
 fail:
 	if (!e)

@@ -47,20 +47,6 @@ static void canonicalise(char **r)
 	}
 }
 
-/* The port of an smtproutes line: 1 to 65535 in decimal, or the line is
- * refused as an unreadable control file (Z) rather than read as another
- * port. */
-static unsigned route_port(const char *s)
-{
-	unsigned long v = 0;
-	const char *d = s;
-	for (; *d >= '0' && *d <= '9' && v <= 65535; d++)
-		v = v * 10 + (unsigned long)(*d - '0');
-	if (d == s || *d || v < 1 || v > 65535)
-		temp_control();
-	return (unsigned)v;
-}
-
 int main(int argc, char **argv)
 {
 	const char *home = getenv("QMAILHOME");
@@ -82,20 +68,8 @@ int main(int argc, char **argv)
 
 	relay = route_lookup(host);
 	if (relay && *relay) {
-		/* relay[:port]; an IPv6 relay is written in brackets */
-		const char *colon;
-		size_t rl;
-		if (relay[0] == '[' && strchr(relay, ']'))
-			colon = strchr(strchr(relay, ']'), ':');
-		else
-			colon = strchr(relay, ':');
-		rl = colon ? (size_t)(colon - relay) : strlen(relay);
-		if (rl >= sizeof relayhost)
+		if (route_split(relay, relayhost, sizeof relayhost, &port) < 0)
 			temp_control();
-		memcpy(relayhost, relay, rl);
-		relayhost[rl] = 0;
-		if (colon)
-			port = route_port(colon + 1);
 		flagrelay = 1;
 	}
 	sender = argv[2];

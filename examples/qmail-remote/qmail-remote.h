@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "controlparse.h"
 #include "mailtls.h"
 
 #ifndef QMAIL_REMOTE_HOME
@@ -116,15 +117,6 @@ int tcpto_skip(const struct ip *ip);
 void tcpto_err(const struct ip *ip, int timedout);
 
 /* tls.c: the policy of one destination and the TLS steps. */
-enum { POL_NONE, POL_MAY, POL_ENCRYPT, POL_VERIFY, POL_SECURE, POL_FINGERPRINT };
-struct policy {
-	int level;
-	char cafile[1024];        /* trust anchors for verify/secure ("" none) */
-	char match[1024];         /* extra names for secure, '|'-separated */
-	char fingerprints[2048];  /* for fingerprint, '|'-separated */
-	char source[700];         /* where the level came from, for the report */
-};
-extern const char *policy_names[];
 void policy_for(const char *domain, const char *mxhost, struct policy *p);
 /* Return values of smtp_session: the delivery ended (never), or try another
  * address: TRY_NEXT (reason noted), TRY_PLAIN_LATER (may: handshake failed). */

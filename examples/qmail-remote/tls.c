@@ -18,86 +18,13 @@
 #include "cachefile.h"
 #include "qmail-remote.h"
 
-const char *policy_names[] = { "none", "may", "encrypt", "verify", "secure", "fingerprint" };
 char tls_failure[1024];
 
-static int level_of(const char *s, size_t n)
+/* A tlspolicy value into |p|; a bad one is an unreadable control file. */
+static void policy_read(const char *v, struct policy *p)
 {
-	int i;
-	for (i = 0; i <= POL_FINGERPRINT; i++)
-		if (strlen(policy_names[i]) == n && !strncasecmp(s, policy_names[i], n))
-			return i;
-	return -1;
-}
-
-/* The tlspolicy line for exactly |key|, or NULL. */
-static const char *policy_line(const char *key, size_t klen)
-{
-	size_t i = 0;
-	while (ctl.tlspolicy && i < ctl.tlspolicy_len) {
-		const char *line = ctl.tlspolicy + i;
-		size_t l = strlen(line);
-		if (line[0] != '#' && l > klen && line[klen] == ':' && !strncasecmp(line, key, klen))
-			return line + klen + 1;
-		i += l + 1;
-	}
-	return NULL;
-}
-
-/* An option's value into its field; one that does not fit is refused
- * like an unreadable control file (cut, it would mean another file or
- * name). */
-static void option(char *dst, size_t n, const char *v, size_t l)
-{
-	if (l >= n)
+	if (policy_parse(v, p) < 0)
 		temp_control();
-	memcpy(dst, v, l);
-	dst[l] = 0;
-}
-
-/* A line's level and options into |p|.  A line naming an unknown level or
- * option is refused as unreadable control (Z): any guess could weaken the
- * policy meant. */
-static void policy_parse(const char *v, struct policy *p)
-{
-	const char *colon = strchr(v, ':');
-	size_t n = colon ? (size_t)(colon - v) : strlen(v);
-	int lv = level_of(v, n);
-	if (lv < 0)
-		temp_control();
-	p->level = lv;
-	if (!colon)
-		return;
-	for (v = colon + 1; *v;) {
-		const char *end = strchr(v, ',');
-		size_t l = end ? (size_t)(end - v) : strlen(v);
-		if (l > 3 && !strncmp(v, "ca=", 3))
-			option(p->cafile, sizeof p->cafile, v + 3, l - 3);
-		else if (l > 6 && !strncmp(v, "match=", 6))
-			option(p->match, sizeof p->match, v + 6, l - 6);
-		else if (l > 12 && !strncmp(v, "fingerprint=", 12))
-			option(p->fingerprints, sizeof p->fingerprints, v + 12, l - 12);
-		else if (l)
-			temp_control();
-		v += l;
-		if (*v == ',')
-			v++;
-	}
-}
-
-/* Lines for |name| itself, then ".parent" lines. */
-static const char *policy_match(const char *name, char *which, size_t wn)
-{
-	size_t n = strlen(name), i;
-	for (i = 0; i < n; i++)
-		if (i == 0 || name[i] == '.') {
-			const char *v = policy_line(name + i, n - i);
-			if (v) {
-				snprintf(which, wn, "%s", name + i);
-				return v;
-			}
-		}
-	return NULL;
 }
 
 void policy_for(const char *domain, const char *mxhost, struct policy *p)
@@ -106,9 +33,10 @@ void policy_for(const char *domain, const char *mxhost, struct policy *p)
 	const char *v;
 	memset(p, 0, sizeof *p);
 	p->level = POL_MAY;
-	if ((v = policy_match(mxhost, which, sizeof which)) || (v = policy_match(domain, which, sizeof which))) {
+	if ((v = policy_find(ctl.tlspolicy, ctl.tlspolicy_len, mxhost, which, sizeof which)) ||
+	    (v = policy_find(ctl.tlspolicy, ctl.tlspolicy_len, domain, which, sizeof which))) {
 		snprintf(p->source, sizeof p->source, "tlspolicy %s", which);
-		policy_parse(v, p);
+		policy_read(v, p);
 		return;
 	}
 	if (strlen(mxhost) < 300 && !strchr(mxhost, '/')) {
@@ -131,9 +59,9 @@ void policy_for(const char *domain, const char *mxhost, struct policy *p)
 		snprintf(p->source, sizeof p->source, "control/tlshosts/exhaustivelist");
 		return;
 	}
-	if ((v = policy_line("", 0))) {
+	if ((v = policy_find(ctl.tlspolicy, ctl.tlspolicy_len, "", which, sizeof which))) {
 		snprintf(p->source, sizeof p->source, "tlspolicy default");
-		policy_parse(v, p);
+		policy_read(v, p);
 		return;
 	}
 	snprintf(p->source, sizeof p->source, "default");

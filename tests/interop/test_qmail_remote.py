@@ -800,3 +800,9 @@ def test_tlsclientciphers_naming_nothing_usable(qhome, pki):
     out = run(qhome)
     s.join()
     assert out.startswith(NOCONN) and b"TLS configuration failed (policy encrypt): " in out, out
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999999999999999999", "25x", "", "-25", " 25"])
+def test_smtproutes_bad_port_is_a_control_failure(qhome, port):
+    (qhome / "control" / "smtproutes").write_text(f"example.test:[127.0.0.1]:{port}\n")
+    assert run(qhome) == b"ZUnable to read control files. (#4.3.0)\n\0"
