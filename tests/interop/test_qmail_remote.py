@@ -806,3 +806,38 @@ def test_tlsclientciphers_naming_nothing_usable(qhome, pki):
 def test_smtproutes_bad_port_is_a_control_failure(qhome, port):
     (qhome / "control" / "smtproutes").write_text(f"example.test:[127.0.0.1]:{port}\n")
     assert run(qhome) == b"ZUnable to read control files. (#4.3.0)\n\0"
+
+
+def tls11_server(s):
+    """A server stuck at TLS 1.1 (CBC suites only)."""
+    s.send("220 x\r\n")
+    s.expect("EHLO", "250-x\r\n250 STARTTLS\r\n")
+    s.expect("STARTTLS", "220 go\r\n")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_1
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    ctx.load_cert_chain(s.pki / "server-ec.pem", s.pki / "server-ec.key")
+    s.sock = ctx.wrap_socket(s.sock, server_side=True)
+    s.f = s.sock.makefile("rb")
+    s.tls = True
+    s.expect("EHLO", "250 x\r\n")
+    mail_tail(s)
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("level", ["may", "encrypt", "verify"])
+def test_tls11_only_for_opportunistic_levels(qhome, pki, level):
+    """may and encrypt take TLS 1.0/1.1 with CBC suites (the alternative is plaintext); verify keeps
+    the library's floor, TLS 1.2 with AEAD suites, and defers."""
+    s = Server(tls11_server, pki=pki, expect_hangup=level == "verify")
+    route(qhome, s.port)
+    policy(qhome, pki, level)
+    out = run(qhome)
+    s.join()
+    if level == "verify":
+        assert out.startswith(NOCONN) and b"TLS handshake failed with 127.0.0.1 [127.0.0.1] (policy verify)" in out, out
+        assert not any(ln.startswith("MAIL") for ln in s.lines)
+    else:
+        assert out.startswith(b"r\0K127.0.0.1 accepted message.\n"), out
+        assert tls_line(out)[0].startswith(b"TLS: TLSv1.1 TLS_ECDHE_ECDSA_WITH_AES_"), out
