@@ -16,9 +16,9 @@
  * hang (abort).  What the proxy sends to the client and to the program is
  * read back each time.
  *
- * The oracle: each line the plaintext reader returns (mt_plain_readline,
- * wrapped) is exactly the client's next line, read up to its LF and not
- * one byte further; when the handshake starts (mt_handshake_step,
+ * The oracle: each part the plaintext reader returns (mt_plain_readpart,
+ * wrapped) is exactly the client's next bytes, up to its LF and not one
+ * byte further, or the first MT_LINE_MAX bytes of a longer line; when the handshake starts (mt_handshake_step,
  * wrapped) no byte the client sent is waiting unread (the pending check
  * would have had to refuse it) or was read beyond that line, the last line
  * is a STARTTLS (STLS, "tag STARTTLS") command, the client's last bytes
@@ -40,7 +40,7 @@
 #include "lineread.h"
 
 int __real_poll(struct pollfd *fds, nfds_t n, int timeout);
-int __real_mt_plain_readline(struct mailtls *s, struct mt_line *line, const struct timespec *dl);
+int __real_mt_plain_readpart(struct mailtls *s, struct mt_line *line, const struct timespec *dl);
 int __real_mt_handshake_step(struct mailtls *s);
 
 #define SCRIPT_MAX 60000
@@ -58,8 +58,8 @@ static struct harness {
 	struct { int client; size_t end; } piece[PIECES_MAX];
 	size_t npieces, next;
 	int eof;
-	size_t pos;                   /* client bytes returned as lines */
-	size_t line_off[LINES_MAX], line_len[LINES_MAX]; /* the lines' contents in cs */
+	size_t pos;                   /* client bytes returned as parts */
+	size_t line_off[LINES_MAX], line_len[LINES_MAX]; /* the parts in cs, terminators included */
 	size_t nlines;
 	char got_client[1 << 16];     /* what the client received */
 	size_t gclen;
@@ -172,28 +172,28 @@ int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout)
 	}
 }
 
-int __wrap_mt_plain_readline(struct mailtls *s, struct mt_line *line, const struct timespec *dl)
+int __wrap_mt_plain_readpart(struct mailtls *s, struct mt_line *line, const struct timespec *dl)
 {
 	int r;
 	size_t consumed, k;
 	const unsigned char *nl;
 	if (!H.active)
-		return __real_mt_plain_readline(s, line, dl);
+		return __real_mt_plain_readpart(s, line, dl);
 	FUZZ_CHECK(!H.handshake, "plaintext read after the handshake started");
-	r = __real_mt_plain_readline(s, line, dl);
+	r = __real_mt_plain_readpart(s, line, dl);
 	consumed = H.csent - waiting(H.srv);
 	nl = memchr(H.cs + H.pos, '\n', H.clen - H.pos);
-	k = nl ? (size_t)(nl - (H.cs + H.pos)) + 1 : 0;
+	k = nl ? (size_t)(nl - (H.cs + H.pos)) + 1 : H.clen - H.pos;
+	if (k > MT_LINE_MAX)
+		k = MT_LINE_MAX;
 	if (r == 0) {
-		size_t len = line->len, term;
-		FUZZ_CHECK(nl && k <= MT_LINE_MAX, "a line of %zu bytes accepted", k);
-		term = len + 2 == k && H.cs[H.pos + len] == '\r' ? 2 : 1;
-		FUZZ_CHECK(len + term == k && memcmp(line->buf, H.cs + H.pos, len) == 0, "the line is not the client's");
+		FUZZ_CHECK(line->len == k && memcmp(line->buf, H.cs + H.pos, k) == 0,
+		    "the part (%zu bytes) is not the client's next %zu", line->len, k);
 		FUZZ_CHECK(H.nlines < LINES_MAX, "harness: too many lines");
 		H.line_off[H.nlines] = H.pos;
-		H.line_len[H.nlines++] = len;
+		H.line_len[H.nlines++] = k;
 		H.pos += k;
-		FUZZ_CHECK(consumed == H.pos, "read %zu bytes past the client's line", consumed - H.pos);
+		FUZZ_CHECK(consumed == H.pos, "read %zu bytes past the client's part", consumed - H.pos);
 	} else {
 		FUZZ_CHECK(mailtls_errcode(s) == MAILTLS_E_PROTOCOL, "line reader: %s", mailtls_error(s));
 		FUZZ_CHECK(memchr(H.cs + H.pos, '\n', consumed - H.pos) == NULL, "a failed read went past a LF");
@@ -226,6 +226,8 @@ int __wrap_mt_handshake_step(struct mailtls *s)
 	li = H.nlines - 1;
 	l = (const char *)H.cs + H.line_off[li];
 	len = H.line_len[li];
+	FUZZ_CHECK(len && l[len - 1] == '\n', "TLS started after a part of a line");
+	len -= len >= 2 && l[len - 2] == '\r' ? 2 : 1;
 	if (H.proto == MAILTLS_SMTP) {
 		FUZZ_CHECK(ci_word(l, len, "STARTTLS"), "TLS started after the line \"%.*s\"", (int)len, l);
 		FUZZ_CHECK(H.gclen >= 5 && !memcmp(H.got_client + H.gclen - 2, "\r\n", 2), "no go-ahead before TLS");
@@ -247,23 +249,15 @@ int __wrap_mt_handshake_step(struct mailtls *s)
 		if (ga)
 			FUZZ_CHECK(!memcmp(H.got_client + i, ga, strlen(ga)), "the last line to the client is no go-ahead");
 	}
-	/* The program got earlier client lines only, each as CR LF. */
+	/* The program got earlier client parts only, each as it came (the last
+	 * one may be cut short by a partial write). */
 	for (off = 0, g = 0; off < H.gplen;) {
-		const char *nl = memchr(H.got_prog + off, '\n', H.gplen - off);
-		size_t tl = nl ? (size_t)(nl - (H.got_prog + off)) + 1 : H.gplen - off;
-		if (!nl) {
-			/* A line cut by a partial write: a prefix of a client line. */
-			while (g < li && !(tl < H.line_len[g] + 2 &&
-			                    !memcmp(H.cs + H.line_off[g], H.got_prog + off, tl < H.line_len[g] ? tl : H.line_len[g]) &&
-			                    (tl <= H.line_len[g] || H.got_prog[off + tl - 1] == '\r')))
-				g++;
-		} else {
-			while (g < li && !(H.line_len[g] + 2 == tl &&
-			                    !memcmp(H.cs + H.line_off[g], H.got_prog + off, tl - 2) &&
-			                    !memcmp(H.got_prog + off + tl - 2, "\r\n", 2)))
-				g++;
-		}
-		FUZZ_CHECK(g < li, "the program got \"%.*s\", which is no client line before STARTTLS", (int)tl,
+		size_t left = H.gplen - off, tl;
+		while (g < li && memcmp(H.cs + H.line_off[g], H.got_prog + off,
+		                        H.line_len[g] < left ? H.line_len[g] : left))
+			g++;
+		tl = g < li && H.line_len[g] < left ? H.line_len[g] : left;
+		FUZZ_CHECK(g < li, "the program got \"%.*s\", which is no client part before STARTTLS", (int)tl,
 		    H.got_prog + off);
 		g++;
 		off += tl;

@@ -935,8 +935,10 @@ struct mailtls_proxy_io {
  * program.  Before TLS it reads the client with the bounded reader that
  * never reads past a line, so when STARTTLS is accepted nothing that follows it has been
  * consumed; bytes already waiting then are refused (MAILTLS_PROXY_CLOSE).
- * Lines before TLS are at most 1000 bytes; their terminator reaches the
- * program as CR LF.  Returns 0 when the program's output ended (or the
+ * Before TLS a command line may have 1000 bytes (after TLS
+ * MAILTLS_PROXY_CHUNK); message data lines any length, in parts.  What
+ * is forwarded reaches the program as the client sent it, terminators
+ * included.  Returns 0 when the program's output ended (or the
  * client left and the program then ended its output), after close_notify
  * when TLS is on; -1 with the error on |s|: MAILTLS_E_INJECTION
  * (plaintext pipelined after STARTTLS), MAILTLS_E_PROTOCOL (overlong

@@ -9,9 +9,15 @@
 
 #include "lineread.h"
 
-static void finish_line(struct mt_line *line, size_t len)
+/* A line read up to its LF (len >= 1 and buf[len - 1] is the LF): the
+ * terminator removed, unless |raw|. */
+static void finish_line(struct mt_line *line, size_t len, int raw)
 {
-	/* len >= 1 and buf[len - 1] is the LF. */
+	if (raw) {
+		line->buf[len] = 0;
+		line->len = len;
+		return;
+	}
 	len--;
 	if (len > 0 && line->buf[len - 1] == '\r')
 		len--;
@@ -44,8 +50,18 @@ static int syserr(struct mailtls *s, const char *what)
 	return -1;
 }
 
+/* MT_LINE_MAX bytes and no LF: an error, or with |raw| the first part. */
+static int full(struct mailtls *s, struct mt_line *line, int raw)
+{
+	if (!raw)
+		return overlong(s);
+	line->buf[MT_LINE_MAX] = 0;
+	line->len = MT_LINE_MAX;
+	return 0;
+}
+
 /* A socket: peek to find the LF, then take exactly up to it. */
-static int sock_readline(struct mailtls *s, struct mt_line *line, const struct timespec *dl)
+static int sock_readline(struct mailtls *s, struct mt_line *line, const struct timespec *dl, int raw)
 {
 	int fd = s->r.fd;
 	char *b = line->buf;
@@ -55,7 +71,7 @@ static int sock_readline(struct mailtls *s, struct mt_line *line, const struct t
 		ssize_t n, k;
 		char *nl;
 		if (len >= MT_LINE_MAX)
-			return overlong(s);
+			return full(s, line, raw);
 		n = recv(fd, b + len, MT_LINE_MAX - len, MSG_PEEK | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -86,7 +102,7 @@ static int sock_readline(struct mailtls *s, struct mt_line *line, const struct t
 		nl = memchr(b + len, '\n', (size_t)k);
 		len += (size_t)k;
 		if (nl) {
-			finish_line(line, (size_t)(nl - b) + 1);
+			finish_line(line, (size_t)(nl - b) + 1, raw);
 			return 0;
 		}
 	}
@@ -94,14 +110,14 @@ static int sock_readline(struct mailtls *s, struct mt_line *line, const struct t
 
 /* Any other descriptor (a pipe, a tty): one byte at a time, each after
  * poll(2) said it is there, so a blocking descriptor never blocks. */
-static int byte_readline(struct mailtls *s, struct mt_line *line, const struct timespec *dl)
+static int byte_readline(struct mailtls *s, struct mt_line *line, const struct timespec *dl, int raw)
 {
 	int fd = s->r.fd;
 	size_t len = 0;
 	for (;;) {
 		ssize_t n;
 		if (len >= MT_LINE_MAX)
-			return overlong(s);
+			return full(s, line, raw);
 		if (mt_wait(s, fd, POLLIN, dl) <= 0)
 			return -1;
 		n = read(fd, line->buf + len, 1);
@@ -113,7 +129,7 @@ static int byte_readline(struct mailtls *s, struct mt_line *line, const struct t
 		if (n == 0)
 			return closed(s, len);
 		if (line->buf[len++] == '\n') {
-			finish_line(line, len);
+			finish_line(line, len, raw);
 			return 0;
 		}
 	}
@@ -123,7 +139,14 @@ int mt_plain_readline(struct mailtls *s, struct mt_line *line, const struct time
 {
 	line->len = 0;
 	line->buf[0] = 0;
-	return s->r.sock ? sock_readline(s, line, dl) : byte_readline(s, line, dl);
+	return s->r.sock ? sock_readline(s, line, dl, 0) : byte_readline(s, line, dl, 0);
+}
+
+int mt_plain_readpart(struct mailtls *s, struct mt_line *line, const struct timespec *dl)
+{
+	line->len = 0;
+	line->buf[0] = 0;
+	return s->r.sock ? sock_readline(s, line, dl, 1) : byte_readline(s, line, dl, 1);
 }
 
 int mt_plain_pending(struct mailtls *s)
@@ -203,7 +226,7 @@ int mt_tls_readline(struct mailtls *s, struct mt_line *line, const struct timesp
 			return -1;
 		}
 		if (line->buf[len++] == '\n') {
-			finish_line(line, len);
+			finish_line(line, len, 0);
 			return 0;
 		}
 	}

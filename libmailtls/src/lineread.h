@@ -47,6 +47,13 @@ struct mt_line {
  * line or end of file, MAILTLS_E_SYSTEM). */
 MT_HIDDEN int mt_plain_readline(struct mailtls *s, struct mt_line *line, const struct timespec *dl);
 
+/* mt_plain_readpart is mt_plain_readline for a relay of lines: the bytes
+ * as they came, terminator kept, and a line longer than MT_LINE_MAX comes
+ * in parts: MT_LINE_MAX bytes without LF, the rest in the next calls.
+ * Never a byte past the LF.  End of file inside or before a line is
+ * MAILTLS_E_PROTOCOL, as for mt_plain_readline. */
+MT_HIDDEN int mt_plain_readpart(struct mailtls *s, struct mt_line *line, const struct timespec *dl);
+
 /* mt_plain_pending says whether any byte is already waiting on the
  * session's read descriptor: 1 yes, 0 no (end of file counts as no),
  * -1 on a system error (set on |s|).  Never blocks. */

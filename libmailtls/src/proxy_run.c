@@ -1,7 +1,7 @@
 /* proxy_run.c -- mailtls_proxy_run: the I/O around the proxy's state
  * machine.  See mailtls.h.
  *
- * Before TLS the client is read with mt_plain_readline (lineread.c),
+ * Before TLS the client is read with mt_plain_readpart (lineread.c),
  * which never reads past a line, and only while no line is held back: so
  * when STARTTLS is accepted every byte after it is still in the kernel,
  * where mt_plain_pending sees it.  After TLS the client is read in bulk
@@ -210,7 +210,9 @@ static int client_gone(struct run *r)
 	return ioctl(fd, FIONREAD, &avail) == 0 && avail == 0;
 }
 
-/* Before TLS: one line from the client, without reading past it. */
+/* Before TLS: one line from the client as it came, without reading past
+ * it; a longer line in parts of MT_LINE_MAX bytes, as the state machine
+ * takes them (message data goes on, a command that long is refused). */
 static int client_plain_line(struct run *r)
 {
 	struct mt_line line;
@@ -220,20 +222,9 @@ static int client_plain_line(struct run *r)
 		return 0;
 	}
 	mt_deadline(&dl, r->secs);
-	if (mt_plain_readline(r->s, &line, &dl) < 0) {
-		/* Too long (the client is still there) where a command is due:
-		 * the state machine gives the protocol's error reply to a chunk
-		 * without LF, then the close.  Message data too long, or the end
-		 * inside a line: only the close. */
-		const struct mailtls_proxy *p = r->px;
-		if (r->s->errcode == MAILTLS_E_PROTOCOL && !p->data && !p->raw_next && !p->c_lit && !p->c_cont &&
-		    !client_gone(r))
-			return hold(r, "", 0, 0);
+	if (mt_plain_readpart(r->s, &line, &dl) < 0)
 		return -1;
-	}
-	/* The terminator was removed: the program gets CR LF. */
-	memcpy(line.buf + line.len, "\r\n", 2);
-	return hold(r, line.buf, line.len + 2, 0);
+	return hold(r, line.buf, line.len, 0);
 }
 
 /* After TLS: what the session has decrypted.  Returns 0 when bytes (or

@@ -565,6 +565,50 @@ static void test_run_close_reasons(void)
 	mailtls_config_free(ccfg);
 }
 
+/* Before TLS a message line longer than a command may be (3000 bytes,
+ * and a bare LF) reaches the program as it came, in parts; the lone dot
+ * still ends the data. */
+static void test_run_plain_long_data_line(void)
+{
+	struct mailtls_config *scfg = tu_server_config("server-ec.pem", "server-ec.key");
+	char line[3003];
+	struct run r;
+	int sv[2];
+	tu_socketpair(sv);
+	run_start(&r, MAILTLS_SMTP, scfg, sv[0], sv[0]);
+	put(r.prog_out, "220 mx ESMTP\r\n");
+	CHECK_STR(fd_line(sv[1]), "220 mx ESMTP\r\n");
+	put(sv[1], "HELO c\r\n");
+	CHECK_STR(fd_line(r.prog_in), "HELO c\r\n");
+	put(r.prog_out, "250 mx\r\n");
+	CHECK_STR(fd_line(sv[1]), "250 mx\r\n");
+	put(sv[1], "DATA\r\n");
+	CHECK_STR(fd_line(r.prog_in), "DATA\r\n");
+	put(r.prog_out, "354 go\r\n");
+	CHECK_STR(fd_line(sv[1]), "354 go\r\n");
+	for (size_t i = 0; i < 3000; i++)
+		line[i] = (char)('a' + i % 26);
+	memcpy(line + 3000, "\r\n", 3);
+	put(sv[1], line);
+	put(sv[1], "bare\n.\r\n");
+	CHECK_STR(fd_line(r.prog_in), line);
+	CHECK_STR(fd_line(r.prog_in), "bare\n");
+	CHECK_STR(fd_line(r.prog_in), ".\r\n");
+	put(r.prog_out, "250 queued\r\n");
+	CHECK_STR(fd_line(sv[1]), "250 queued\r\n");
+	put(sv[1], "QUIT\r\n");
+	CHECK_STR(fd_line(r.prog_in), "QUIT\r\n");
+	put(r.prog_out, "221 bye\r\n");
+	close(r.prog_out);
+	r.prog_out = -1;
+	CHECK_STR(fd_line(sv[1]), "221 bye\r\n");
+	run_end(&r);
+	CHECK_EQ(r.ret, 0);
+	close(sv[0]);
+	close(sv[1]);
+	mailtls_config_free(scfg);
+}
+
 static void test_args(void)
 {
 	struct mailtls_proxy *p = mailtls_proxy_new(MAILTLS_SMTP, 0);
@@ -591,5 +635,6 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	RUN(test_run_pipes);
 	RUN(test_run_close_reasons);
+	RUN(test_run_plain_long_data_line);
 	return 0;
 }
