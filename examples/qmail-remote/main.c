@@ -13,38 +13,68 @@
 static struct ip ips[MAX_IPS];
 static int flagalias = 1;   /* every recipient's domain was a CNAME so far */
 
-/* netqmail's addrmangle for the recipients: each domain replaced by its
- * canonical name (CNAMEs followed); one that is not an alias clears
- * flagalias; a temporary DNS failure is "CNAME lookup failed temporarily"
- * and a loop leaves the domain as it was. */
-static void canonicalise(char **r)
+/* qmail's quote.c: a local part that is not a dot-atom of these bytes is
+ * sent as a quoted string, with CR, LF, '"' and '\' escaped. */
+static int quote_need(const char *s, size_t n)
 {
-	for (; *r; r++) {
-		char name[NS_MAXDNAME + 1], *at = strrchr(*r, '@'), *a;
-		size_t local;
-		int k;
-		if (!at)
-			continue;
-		if (strlen(at + 1) >= sizeof name) {
-			flagalias = 0;
-			continue;
-		}
-		strcpy(name, at + 1);
+	static const char special[] = "\"(),:;<>@[\\]";
+	size_t i;
+	if (!n || s[0] == '.' || s[n - 1] == '.')
+		return 1;
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch <= 32 || ch >= 127 || strchr(special, ch) || (ch == '.' && s[i + 1] == '.'))
+			return 1;
+	}
+	return 0;
+}
+
+/* netqmail's addrmangle: |s| with its local part quoted where needed and,
+ * when |cname|, its domain replaced by the canonical name (CNAMEs
+ * followed).  A domain that is no alias clears flagalias; a temporary DNS
+ * failure is "CNAME lookup failed temporarily"; a loop leaves the domain
+ * as it was.  An address without '@' is used as it is. */
+static char *addrmangle(char *s, int cname)
+{
+	char name[NS_MAXDNAME + 1], *at = strrchr(s, '@'), *a, *o;
+	size_t local, i;
+	int k = 0;
+	if (!at)
+		return s;
+	local = (size_t)(at - s);
+	if (strlen(at + 1) >= sizeof name) {
+		cname = 0;
+		flagalias = 0;
+	}
+	strcpy(name, cname ? at + 1 : "");
+	if (cname) {
 		k = dns_cname(name, sizeof name);
 		if (k == DNS_SOFT)
 			temp_dnscanon();
 		if (k == 0)
 			flagalias = 0;
-		if (k <= 0)
-			continue;
-		local = (size_t)(at - *r);
-		a = malloc(local + 1 + strlen(name) + 1);
-		if (!a)
-			temp_nomem();
-		memcpy(a, *r, local + 1);
-		strcpy(a + local + 1, name);
-		*r = a;
 	}
+	if (k <= 0 && !quote_need(s, local))
+		return s;
+	a = malloc(2 * local + 3 + (k > 0 ? strlen(name) : strlen(at + 1)) + 1);
+	if (!a)
+		temp_nomem();
+	o = a;
+	if (quote_need(s, local)) {
+		*o++ = '"';
+		for (i = 0; i < local; i++) {
+			if (s[i] == '\r' || s[i] == '\n' || s[i] == '"' || s[i] == '\\')
+				*o++ = '\\';
+			*o++ = s[i];
+		}
+		*o++ = '"';
+	} else {
+		memcpy(o, s, local);
+		o += local;
+	}
+	*o++ = '@';
+	strcpy(o, k > 0 ? name : at + 1);
+	return a;
 }
 
 int main(int argc, char **argv)
@@ -72,10 +102,10 @@ int main(int argc, char **argv)
 			temp_control();
 		flagrelay = 1;
 	}
-	sender = argv[2];
+	sender = addrmangle(argv[2], 0);
 	recips = argv + 3;
-	if (!flagrelay)
-		canonicalise(recips);
+	for (i = 0; recips[i]; i++)
+		recips[i] = addrmangle(recips[i], !flagrelay);
 
 	n = flagrelay ? dns_ip(relayhost, ips, MAX_IPS, 0) : dns_mxip(host, ips, MAX_IPS);
 	if (n == DNS_SOFT)

@@ -841,3 +841,35 @@ def test_tls11_only_for_opportunistic_levels(qhome, pki, level):
     else:
         assert out.startswith(b"r\0K127.0.0.1 accepted message.\n"), out
         assert tls_line(out)[0].startswith(b"TLS: TLSv1.1 TLS_ECDHE_ECDSA_WITH_AES_"), out
+
+
+def test_local_parts_quoted_as_qmail_does(qhome):
+    """qmail's quote.c: a local part that is not a dot-atom goes as a quoted string."""
+    def h(s):
+        s.send("220 x\r\n")
+        s.expect("EHLO", "250 x\r\n")
+        s.expect("MAIL", "250 ok\r\n")
+        for _ in range(5):
+            s.expect("RCPT", "250 ok\r\n")
+        s.expect("DATA", "354 go\r\n")
+        s.read_data()
+        s.send("250 ok\r\n")
+        s.line()
+    s = Server(h)
+    route(qhome, s.port)
+    recips = ("a b@example.test", ".x@example.test", "a..b@example.test", "ok.name+tag@example.test",
+              'q"\\@example.test')
+    out = run(qhome, sender='c"d@client.test', recips=recips)
+    s.join()
+    assert out == b"r\0" * 5 + b"K127.0.0.1 accepted message.\nRemote host said: 250 ok\n\0"
+    assert s.lines[1:7] == ['MAIL FROM:<"c\\"d"@client.test>', 'RCPT TO:<"a b"@example.test>',
+                            'RCPT TO:<".x"@example.test>', 'RCPT TO:<"a..b"@example.test>',
+                            "RCPT TO:<ok.name+tag@example.test>", 'RCPT TO:<"q\\"\\\\"@example.test>']
+
+
+def test_bounce_sender_stays_empty(qhome):
+    s = Server(plain_ok)
+    route(qhome, s.port)
+    assert run(qhome, sender="").startswith(b"r\0K127.0.0.1 accepted")
+    s.join()
+    assert s.lines[1] == "MAIL FROM:<>"
