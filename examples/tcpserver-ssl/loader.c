@@ -104,6 +104,14 @@ static void loader_main(int fd, const struct keyfiles *kf, int secs)
 	}
 }
 
+/* The parent's death (PR_SET_PDEATHSIG) or a SIGTERM of the admin's: the
+ * loader's ordinary end, the same as when it sees the parent gone. */
+static void end_loader(int sig)
+{
+	(void)sig;
+	_exit(0);
+}
+
 int loader_start(const struct keyfiles *kf, int secs, pid_t *loader_pid)
 {
 	int sv[2];
@@ -120,10 +128,10 @@ int loader_start(const struct keyfiles *kf, int secs, pid_t *loader_pid)
 	if (pid == 0) {
 		close(sv[0]);
 		/* Ends with the parent while it keeps its uid; parent_gone covers the rest. */
+		signal(SIGTERM, end_loader);
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != parent)
 			_exit(0);
-		signal(SIGTERM, SIG_DFL);
 		signal(SIGPIPE, SIG_IGN);
 		loader_main(sv[1], kf, secs);
 		_exit(0);
