@@ -117,6 +117,7 @@ static void control_lines(const char *fn, char **text, size_t *len)
 
 void controls_read(void)
 {
+	size_t bad;
 	ctl.me = control_line("control/me");
 	ctl.helohost = control_line("control/helohost");
 	if (!ctl.helohost)
@@ -127,6 +128,8 @@ void controls_read(void)
 	ctl.timeoutremote = control_int("control/timeoutremote", 1200);
 	control_lines("control/smtproutes", &ctl.smtproutes, &ctl.smtproutes_len);
 	control_lines("control/tlspolicy", &ctl.tlspolicy, &ctl.tlspolicy_len);
+	if ((bad = policy_check(ctl.tlspolicy, ctl.tlspolicy_len)))
+		temp_control_line("control/tlspolicy", bad);
 	ctl.tlscafile = control_line("control/tlscafile");
 	ctl.tlsclientciphers = control_line("control/tlsclientciphers");
 	ctl.tlscachedir = control_line("control/tlscachedir");

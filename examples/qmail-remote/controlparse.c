@@ -148,3 +148,19 @@ int policy_parse(const char *v, struct policy *p)
 	}
 	return 0;
 }
+
+size_t policy_check(const char *text, size_t len)
+{
+	size_t i = 0, n = 0;
+	while (text && i < len) {
+		const char *line = text + i, *colon;
+		size_t l = strnlen(line, len - i);
+		struct policy p;
+		n++;
+		if (l && line[0] != '#' &&
+		    (!(colon = memchr(line, ':', l)) || colon == line || policy_parse(colon + 1, &p) < 0))
+			return n;
+		i += l + 1;
+	}
+	return 0;
+}

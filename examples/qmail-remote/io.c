@@ -80,6 +80,17 @@ void temp_dns(void) { out("ZSorry, I couldn't find any host by that name. (#4.1.
 void temp_dnscanon(void) { out("ZCNAME lookup failed temporarily. (#4.4.3)\n"); zerodie(); }
 void temp_chdir(void) { out("ZUnable to switch to home directory. (#4.3.0)\n"); zerodie(); }
 void temp_control(void) { out("ZUnable to read control files. (#4.3.0)\n"); zerodie(); }
+void temp_control_line(const char *file, size_t line)
+{
+	char n[32];
+	snprintf(n, sizeof n, "%zu", line);
+	out("ZUnable to read control files. (#4.3.0)\n");
+	out(file);
+	out(" line ");
+	out(n);
+	out(" is malformed.\n");
+	zerodie();
+}
 void perm_partialline(void)
 {
 	out("DSMTP cannot transfer messages with partial final lines. (#5.6.2)\n");

@@ -36,6 +36,7 @@ void temp_dns(void) __attribute__((noreturn));
 void temp_dnscanon(void) __attribute__((noreturn));
 void temp_chdir(void) __attribute__((noreturn));
 void temp_control(void) __attribute__((noreturn));
+void temp_control_line(const char *file, size_t line) __attribute__((noreturn));   /* names the file and line */
 void perm_partialline(void) __attribute__((noreturn));
 void perm_usage(void) __attribute__((noreturn));
 void perm_dns(const char *host) __attribute__((noreturn));
