@@ -1,7 +1,8 @@
 /*
  * fuzz_qmr_control.c -- qmail-remote's control-file parsers
  * (examples/qmail-remote/controlparse.c): control_split, route_find and
- * route_split (smtproutes), policy_find and policy_parse (tlspolicy).
+ * route_split (smtproutes), policy_find, policy_parse and policy_check
+ * (tlspolicy).
  *
  * Input: a name (fz_str: a length byte and the bytes), then the rest: a
  * control file's bytes.
@@ -14,7 +15,8 @@
  * shorter than its buffer and a port of 1 to 65535 (or the port left
  * alone when the value names none), or -1.  policy_find the same for the
  * name and its ".parent"s, never a '#' line, with |which| the key found;
- * policy_parse gives a level 0..5 and NUL-terminated fields, or -1.
+ * policy_parse gives a level 0..5 and NUL-terminated fields, or -1; in a
+ * file policy_check passes, every value policy_find gives parses.
  * ISC license: see LICENSE.
  */
 #include <strings.h>
@@ -86,6 +88,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		expect = line_value(len, "", 0, 1);
 	v = policy_find(text, len, name, which, sizeof which);
 	FUZZ_CHECK(v == expect, "policy_find found %p, the order says %p", (const void *)v, (const void *)expect);
+	/* A file that policy_check passes holds no value that policy_parse refuses. */
+	if (v && policy_check(text, len) == 0) {
+		memset(&p, 0, sizeof p);
+		FUZZ_CHECK(policy_parse(v, &p) == 0, "policy_check passed a file whose value \"%s\" does not parse", v);
+	}
 	if (v) {
 		FUZZ_CHECK(strlen(which) <= n && !strncasecmp(v - 1 - strlen(which), which, strlen(which)),
 		    "which is not the key found");
