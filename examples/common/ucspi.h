@@ -99,11 +99,13 @@ void ucspi_exit_like(int st) __attribute__((noreturn));
  * behind still holds SSLCTLFD: the connection then closes when the program
  * does (Linux 5.3 and later; before, when SSLCTLFD closes). */
 int ucspi_tls_request(struct mailtls *s, const struct mailtls_ucspitls *u, pid_t pid);
-/* ucspi_end_prog: TLS cannot be had while the program runs: it gets
- * SIGTERM (and SIGCONT) before our UCSPI-TLS descriptors and |sock| close
- * (so it ends by the signal rather than going on as if TLS had been
- * refused), up to 5 seconds to end, then SIGKILL; returns once it is
- * reaped. */
-void ucspi_end_prog(pid_t pid, struct mailtls_ucspitls *u, int sock);
+/* ucspi_end_prog: TLS cannot be had while the program runs.  By default
+ * it gets SIGTERM (and SIGCONT) before our UCSPI-TLS descriptors and
+ * |sock| close (so it ends by the signal rather than going on as if TLS
+ * had been refused), up to 5 seconds to end, then SIGKILL.  With
+ * |hangup_first| (a program that knows nothing of TLS: to it the client
+ * hung up) the descriptors close first and the signals follow only if it
+ * is still there 5 seconds later.  Returns once it is reaped. */
+void ucspi_end_prog(pid_t pid, struct mailtls_ucspitls *u, int sock, int hangup_first);
 
 #endif

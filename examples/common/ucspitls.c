@@ -46,21 +46,38 @@ int ucspi_tls_request(struct mailtls *s, const struct mailtls_ucspitls *u, pid_t
 	return mailtls_ucspitls_wait(s, u, 0);
 }
 
-void ucspi_end_prog(pid_t pid, struct mailtls_ucspitls *u, int sock)
+/* 1 once |pid| has ended (and is reaped) within PROG_TERM_SECS. */
+static int ended(pid_t pid)
 {
 	struct timespec tick = { 0, 20 * 1000 * 1000 };
 	int st;
-	/* The signal first: a program that saw its descriptors close before it
-	 * could take it as TLS refused and go on in plaintext. */
-	kill(pid, SIGTERM);
-	kill(pid, SIGCONT);
-	mailtls_ucspitls_close_ours(u);
-	close(sock);
 	for (int i = 0; i < PROG_TERM_SECS * 50; i++) {
 		pid_t r = waitpid(pid, &st, WNOHANG);
 		if (r == pid || (r < 0 && errno != EINTR))
-			return;
+			return 1;
 		nanosleep(&tick, NULL);
+	}
+	return 0;
+}
+
+void ucspi_end_prog(pid_t pid, struct mailtls_ucspitls *u, int sock, int hangup_first)
+{
+	int st;
+	if (!hangup_first) {
+		/* The signal first: a program that saw its descriptors close before
+		 * it could take it as TLS refused and go on in plaintext. */
+		kill(pid, SIGTERM);
+		kill(pid, SIGCONT);
+	}
+	mailtls_ucspitls_close_ours(u);
+	close(sock);
+	if (ended(pid))
+		return;
+	if (hangup_first) {
+		kill(pid, SIGTERM);
+		kill(pid, SIGCONT);
+		if (ended(pid))
+			return;
 	}
 	kill(pid, SIGKILL);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)

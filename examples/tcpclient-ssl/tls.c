@@ -149,7 +149,7 @@ static pid_t start_prog(char **prog, int rfd, int wfd)
 static void __attribute__((noreturn)) end_prog(pid_t pid, struct mailtls_ucspitls *u, const struct conninfo *ci,
     const char *what, struct mailtls *s)
 {
-	ucspi_end_prog(pid, u, ci->fd);
+	ucspi_end_prog(pid, u, ci->fd, 0);
 	tls_fatal(ci, what, s);
 }
 

@@ -41,12 +41,12 @@ static pid_t start_prog_or_die(const struct opts *o, int in, int out)
 	return pid;
 }
 
-/* After a failure once the program runs: ucspi_end_prog (SIGTERM, then
- * SIGKILL), and this process exits |code| (111) only once the program is
- * gone, so the end line means the connection is over. */
-static void end_prog_and_exit(pid_t pid, struct mailtls_ucspitls *u, int sock, int code)
+/* After a failure once the program runs: ucspi_end_prog, and this process
+ * exits |code| (111) only once the program is gone, so the end line means
+ * the connection is over. */
+static void end_prog_and_exit(pid_t pid, struct mailtls_ucspitls *u, int sock, int hangup_first, int code)
 {
-	ucspi_end_prog(pid, u, sock);
+	ucspi_end_prog(pid, u, sock, hangup_first);
 	_exit(code);
 }
 
@@ -171,7 +171,7 @@ static void run_ucspitls(const struct opts *o, struct mailtls_config *cfg, struc
 			relay_and_exit_like(s, u.wr[0], u.rd[1], ci->fd, pid);
 		}
 	}
-	end_prog_and_exit(pid, &u, ci->fd, 111);
+	end_prog_and_exit(pid, &u, ci->fd, 0, 111);
 }
 
 /* -e: what the proxy calls once the handshake is done. */
@@ -225,8 +225,12 @@ static void run_proxy(const struct opts *o, struct mailtls_config *cfg, struct c
 		log_error("tls failed %ld %s: %s", (long)getpid(), mailtls_errcode_name(code), mailtls_error(s));
 	else
 		log_error("proxy %ld %s: %s", (long)getpid(), mailtls_errcode_name(code), mailtls_error(s));
+	/* The program's input is closed (mailtls_proxy_run did), and now its
+	 * output and the client: to a program that knows nothing of TLS a
+	 * refused session is a client that hung up, which it handles as
+	 * always (no half-received message is kept). */
 	close(from_prog[0]);
-	end_prog_and_exit(pid, &none, ci->fd, 111);
+	end_prog_and_exit(pid, &none, ci->fd, 1, 111);
 }
 
 /* The PROXY header of a trusted balancer (-k): the client it names takes
