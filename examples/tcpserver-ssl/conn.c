@@ -78,9 +78,14 @@ static int tls_established(struct mailtls *s, struct mailtls_config *cfg)
 static void relay_and_exit_like(struct mailtls *s, int rfd, int wfd, int sock, pid_t pid)
 {
 	struct mailtls_relay_result res;
-	if (mailtls_relay(s, rfd, wfd, MAILTLS_RELAY_OWN_FDS, 0, &res) < 0 &&
-	    mailtls_errcode(s) != MAILTLS_E_TRUNCATED)
-		log_error("relay %ld: %s", (long)getpid(), mailtls_error(s));
+	/* A client that vanishes without close_notify is common (and harmless
+	 * once the protocol said goodbye): no error, a -v line. */
+	if (mailtls_relay(s, rfd, wfd, MAILTLS_RELAY_OWN_FDS, 0, &res) < 0) {
+		if (mailtls_errcode(s) == MAILTLS_E_TRUNCATED)
+			log_status("tls truncated %ld: the client ended the session without close_notify", (long)getpid());
+		else
+			log_error("relay %ld: %s", (long)getpid(), mailtls_error(s));
+	}
 	/* The relay closed |rfd| at its end of file only: a program still
 	 * writing to a peer that is gone gets EPIPE rather than a full pipe
 	 * nobody reads while this process waits for it. */

@@ -11,8 +11,8 @@ exit 111 of the child, and the server must serve the next connection.
 
 Truncation (QUIT, then FIN without close_notify): the library reports it as such
 (MAILTLS_E_TRUNCATED: mailtls-probe prints end=truncated, end=close_notify for a clean
-end); tcpserver-ssl, as its man page says, does not log it as an error, and the
-program's exit code is the child's; tcpclient-ssl -v logs a server's truncation.
+end); tcpserver-ssl -v logs it as such (no error line), and the program's exit code is
+the child's; tcpclient-ssl -v logs a server's truncation.
 """
 import random
 import re
@@ -292,8 +292,10 @@ def test_old_versions_refused(echo, work, pki, need, version):
 
 def test_quit_then_fin_without_close_notify_tcpserver(work, tss, qmail_pem, pki):
     """QUIT, the 221, then the client's FIN with no close_notify: the program ended as it
-    should (its exit code is the child's), and tcpserver-ssl logs no relay error for it
-    (its man page: a client ending without close_notify is not logged)."""
+    should (its exit code is the child's) and tcpserver-ssl logs no relay error.  A client
+    that vanishes without close_notify while the program still reads: tcpserver-ssl -v
+    logs the truncation as such (the program sees the end of its input); with
+    close_notify instead, no truncation line."""
     srv = tss_server(work, tss, ["-v", "-l0", "-HR", "-n", str(qmail_pem)], [SMTPD, "host", "/bin/true"])
     s = tls_connect(pki, srv.port)
     assert reply(s).startswith(b"220 host ESMTP")
@@ -305,6 +307,26 @@ def test_quit_then_fin_without_close_notify_tcpserver(work, tss, qmail_pem, pki)
     [rec] = work.wait_records(1)
     assert rec["end"] == "quit", rec
     assert not re.search(rf"^{PROG}: (relay|tls failed) ", srv.text(), re.M), srv.text()
+    # (Whether this end counts as a truncation depends on which came first: the program's
+    # exit ends the relay's reading of TLS.)  Gone while the program reads:
+    seen = {rec["pid"]}
+    for clean in (False, True):
+        mark = srv.mark()
+        s = tls_connect(pki, srv.port)
+        assert reply(s).startswith(b"220 host ESMTP")
+        s.sendall(b"NOOP\r\n")
+        assert reply(s).startswith(b"250 ")
+        if clean:
+            s = s.unwrap()
+        s.close()
+        pid, status = srv.end_of(since=mark)
+        assert status == 0, srv.text(mark)
+        line = re.search(rf"^{PROG}: tls truncated {pid}: the client ended the session without close_notify$",
+                         srv.text(mark), re.M)
+        assert bool(line) != clean and not re.search(rf"^{PROG}: relay ", srv.text(mark), re.M), srv.text(mark)
+        [new] = [r for r in work.wait_records(len(seen) + 1) if r["pid"] not in seen]
+        seen.add(new["pid"])
+        assert new["end"] == "eof", new           # the program saw the end of its input
 
 
 @pytest.mark.parametrize("clean", [False, True])
