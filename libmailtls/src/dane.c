@@ -172,7 +172,7 @@ int mailtls_set_dane(struct mailtls *s, const struct mailtls_tlsa *recs, size_t 
 {
 	struct mt_dane *d;
 	mt_clearerr(s);
-	if (s->is_server || SSL_in_init(s->ssl) == 0 || n == 0 || !recs ||
+	if (s->is_server || s->hs_begun || n == 0 || !recs ||
 	    (nnames && !names) || dane_of(s)) {
 		mt_seterr(s, MAILTLS_E_USAGE, "DANE: records are set once, on a client before its handshake");
 		return -1;
@@ -331,7 +331,9 @@ int mt_dane_check(struct mailtls *s, const STACK_OF(CRYPTO_BUFFER) *chain, X509 
 			if (r->usage == MAILTLS_TLSA_DANE_EE) {
 				/* The leaf's key is the server's: no chain, name or date. */
 				if (depth == 0) {
+					/* An earlier DANE-TA record's failed check set an error. */
 					matched(d, i, 0);
+					mt_clearerr(s);
 					done = 1;
 				}
 				continue;

@@ -1,8 +1,9 @@
 /* fdio.c -- reading and writing a caller's descriptor without ever
  * blocking when asked not to, and without touching its flags (which other
  * processes may share): sockets take MSG_DONTWAIT; pipes take RWF_NOWAIT
- * (Linux 5.8 and later), so a whole buffer moves in one call; any other
- * descriptor, or a kernel that refuses RWF_NOWAIT, is polled first and
+ * where the kernel supports it on pipes (recent ones do), so a whole
+ * buffer moves in one call; any other descriptor, or a kernel that
+ * refuses RWF_NOWAIT (EOPNOTSUPP), is polled first and
  * then written at most PIPE_BUF bytes at a time (what a pipe that polls
  * writable is sure to take). */
 #define _GNU_SOURCE

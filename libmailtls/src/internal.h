@@ -88,6 +88,7 @@ struct mailtls {
 	int verified;
 	int has_peer_cert;
 	int handshake_done;
+	int hs_begun;                /* SSL_do_handshake was called: the client's settings are fixed */
 	int hs_failed;               /* the category a finished handshake failed verification with */
 	int close_sent;
 	int peer_closed;
@@ -161,6 +162,11 @@ MT_HIDDEN const struct mt_keyset *mt_keyset_find(const struct mailtls_config *cf
 /* mt_read_file reads a whole file (bounded) into a NUL-terminated buffer;
  * -1 with the error on |cfg| naming |path|. */
 MT_HIDDEN int mt_read_file(struct mailtls_config *cfg, const char *path, char **out, size_t *outlen);
+/* mt_read_file_mode is mt_read_file refusing (MAILTLS_E_CONFIG, "|why|
+ * (mode M; make it N)") a file with any of the mode bits |forbid|, checked
+ * on the descriptor that is read. */
+MT_HIDDEN int mt_read_file_mode(struct mailtls_config *cfg, const char *path, mode_t forbid, const char *why,
+    char **out, size_t *outlen);
 MT_HIDDEN void mt_free_secret(char *buf, size_t len);
 
 /* verify.c */

@@ -29,10 +29,19 @@ void mt_free_secret(char *buf, size_t len)
 
 int mt_read_file(struct mailtls_config *cfg, const char *path, char **out, size_t *outlen)
 {
+	return mt_read_file_mode(cfg, path, 0, NULL, out, outlen);
+}
+
+int mt_read_file_mode(struct mailtls_config *cfg, const char *path, mode_t forbid, const char *why,
+    char **out, size_t *outlen)
+{
 	struct stat st;
-	char *buf;
+	char *buf, extra;
 	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	ssize_t n;
+	/* O_NONBLOCK: a FIFO put in the file's place must not hang the open;
+	 * what is read is the file that was checked (fstat of this descriptor). */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		mt_cfg_seterr(cfg, errno == ENOENT ? MAILTLS_E_CONFIG : MAILTLS_E_SYSTEM,
 		    "unable to open %s: %s", path, strerror(errno));
@@ -51,6 +60,12 @@ int mt_read_file(struct mailtls_config *cfg, const char *path, char **out, size_
 		    "not a regular file" : "larger than 1 MiB, not a PEM file");
 		return -1;
 	}
+	if (st.st_mode & forbid) {
+		close(fd);
+		mt_cfg_seterr(cfg, MAILTLS_E_CONFIG, "%s: %s (mode %03o; make it %03o)", path, why,
+		    (unsigned)(st.st_mode & 0777), (unsigned)(st.st_mode & 0777 & ~forbid));
+		return -1;
+	}
 	buf = malloc((size_t)st.st_size + 1);
 	if (!buf) {
 		close(fd);
@@ -58,7 +73,7 @@ int mt_read_file(struct mailtls_config *cfg, const char *path, char **out, size_
 		return -1;
 	}
 	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+		n = read(fd, buf + got, (size_t)st.st_size - got);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -70,6 +85,19 @@ int mt_read_file(struct mailtls_config *cfg, const char *path, char **out, size_
 			return -1;
 		}
 		got += (size_t)n;
+	}
+	/* A file that grows while it is read (rewritten in place) is not the
+	 * one that was measured: a cut that still parses would be taken. */
+	do
+		n = read(fd, &extra, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 0) {
+		int e = n < 0 ? errno : 0;
+		close(fd);
+		mt_free_secret(buf, got);
+		mt_cfg_seterr(cfg, e ? MAILTLS_E_SYSTEM : MAILTLS_E_CONFIG, "unable to read %s: %s", path,
+		    e ? strerror(e) : "file grew while being read");
+		return -1;
 	}
 	close(fd);
 	buf[got] = 0;

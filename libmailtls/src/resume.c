@@ -20,7 +20,7 @@ int mailtls_set_session(struct mailtls *s, const unsigned char *buf, size_t len)
 	SSL_SESSION *sess;
 	int ok;
 	mt_clearerr(s);
-	if (s->is_server || s->handshake_done || !buf || !s->cfg) {
+	if (s->is_server || s->hs_begun || !buf || !s->cfg) {
 		mt_seterr(s, MAILTLS_E_USAGE, "a saved session is offered by a client before its handshake");
 		return -1;
 	}

@@ -235,7 +235,7 @@ int mailtls_set_verify_names(struct mailtls *s, const char *const *names, size_t
 {
 	char **v = NULL;
 	mt_clearerr(s);
-	if (s->is_server || SSL_in_init(s->ssl) == 0 || (n && !names)) {
+	if (s->is_server || s->hs_begun || (n && !names)) {
 		mt_seterr(s, MAILTLS_E_USAGE, "verify names are set on a client before its handshake");
 		return -1;
 	}
@@ -294,6 +294,7 @@ int mt_handshake_step(struct mailtls *s)
 		return -1;
 	}
 	errno = 0;
+	s->hs_begun = 1;
 	r = SSL_do_handshake(s->ssl);
 	if (r == 1)
 		return after_handshake(s);

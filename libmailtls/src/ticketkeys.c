@@ -134,7 +134,6 @@ int mailtls_config_set_ticket_keys_mem(struct mailtls_config *cfg, const unsigne
 
 int mailtls_config_set_ticket_keys_file(struct mailtls_config *cfg, const char *path)
 {
-	struct stat st;
 	char *buf;
 	size_t len;
 	int r;
@@ -143,20 +142,11 @@ int mailtls_config_set_ticket_keys_file(struct mailtls_config *cfg, const char *
 		mt_cfg_seterr(cfg, MAILTLS_E_USAGE, "no ticket key file");
 		return -1;
 	}
-	if (stat(path, &st) < 0) {
-		mt_cfg_seterr(cfg, errno == ENOENT ? MAILTLS_E_CONFIG : MAILTLS_E_SYSTEM, "unable to stat %s: %s",
-		    path, strerror(errno));
-		return -1;
-	}
 	/* Anyone who reads the keys can decrypt every session they protected
 	 * before TLS 1.3 and impersonate the fleet: refuse a file the admin
 	 * left open rather than use it. */
-	if (S_ISREG(st.st_mode) && (st.st_mode & (S_IRWXG | S_IRWXO))) {
-		mt_cfg_seterr(cfg, MAILTLS_E_CONFIG, "%s: ticket key file is open to group or others (mode %03o; make it 600)",
-		    path, (unsigned)(st.st_mode & 0777));
-		return -1;
-	}
-	if (mt_read_file(cfg, path, &buf, &len) < 0)
+	if (mt_read_file_mode(cfg, path, S_IRWXG | S_IRWXO, "ticket key file is open to group or others",
+	    &buf, &len) < 0)
 		return -1;
 	r = mailtls_config_set_ticket_keys_mem(cfg, (const unsigned char *)buf, len);
 	mt_free_secret(buf, len);

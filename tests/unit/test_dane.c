@@ -427,6 +427,65 @@ static void test_misuse(void)
 	mailtls_config_free(cc);
 }
 
+/* Settings that the handshake reads once begun cannot change while it
+ * runs: after the ClientHello went out, records, names and a session are
+ * refused (they would never be checked), and the handshake then fails
+ * closed as configured (this client trusts no CA). */
+static void test_late_settings(void)
+{
+	struct mailtls_config *sc = tu_server_config("server-ec.pem", "server-ec.key");
+	struct mailtls_config *cc = no_trust_client();
+	struct mailtls *c = mailtls_client_mem(cc, "mail.test.example");
+	struct mailtls *s = mailtls_server_mem(sc);
+	struct recs rs = { .n = 0 };
+	const char *names[] = { "mail.test.example" };
+	unsigned char sess[16] = { 0 }, buf[65536];
+	ssize_t n;
+	CHECK(c && s);
+	add(&rs, 3, "server-ec", 1, 1);
+	CHECK_EQ(mailtls_handshake(c), MAILTLS_WANT_READ);            /* the ClientHello is out */
+	CHECK_EQ(mailtls_set_dane(c, rs.r, rs.n, NULL, 0), -1);
+	CHECK_EQ(mailtls_errcode(c), MAILTLS_E_USAGE);
+	CHECK_EQ(mailtls_set_verify_names(c, names, 1), -1);
+	CHECK_EQ(mailtls_errcode(c), MAILTLS_E_USAGE);
+	CHECK_EQ(mailtls_set_session(c, sess, sizeof sess), -1);
+	CHECK_EQ(mailtls_errcode(c), MAILTLS_E_USAGE);
+	CHECK_EQ(mailtls_dane_result(c, NULL), MAILTLS_DANE_OFF);
+	/* The rest of the handshake: the server's flight, then the client's verdict. */
+	n = mailtls_mem_drain(c, buf, sizeof buf);
+	CHECK(n > 0);
+	CHECK_EQ(mailtls_mem_feed(s, buf, (size_t)n), n);
+	CHECK_EQ(mailtls_handshake(s), MAILTLS_WANT_READ);
+	n = mailtls_mem_drain(s, buf, sizeof buf);
+	CHECK(n > 0);
+	CHECK_EQ(mailtls_mem_feed(c, buf, (size_t)n), n);
+	CHECK_EQ(mailtls_handshake(c), -1);
+	CHECK_EQ(mailtls_errcode(c), MAILTLS_E_VERIFY_UNTRUSTED);
+	mailtls_free(c);
+	mailtls_free(s);
+	mailtls_config_free(sc);
+	mailtls_config_free(cc);
+}
+
+/* A DANE-TA record that matches the leaf but fails its check (a wrong
+ * name), then a DANE-EE record that matches: the session is authenticated
+ * by the second, and no error of the first stays behind. */
+static void test_ta_fails_ee_matches(void)
+{
+	struct recs rs = { .n = 0 };
+	struct tu_conn k;
+	struct mailtls_dane_result d;
+	add(&rs, 2, "server-ec", 1, 1);
+	add(&rs, 3, "server-ec", 1, 1);
+	dane_hs(&k, "server-ec.pem", "server-ec.key", "not-the-name.example", &rs, NULL, NULL);
+	EXPECT_HS_OK(&k);
+	CHECK_EQ(mailtls_dane_result(k.c, &d), MAILTLS_DANE_MATCHED);
+	CHECK_EQ(d.record, 1);
+	CHECK_EQ(mailtls_errcode(k.c), MAILTLS_E_NONE);
+	CHECK_EQ(mailtls_error(k.c)[0], 0);
+	tu_conn_close(&k);
+}
+
 /* A session saved under good records is checked again when resumed: under
  * records that no longer match it is refused. */
 static void test_resumption(void)
@@ -497,6 +556,8 @@ int main(void)
 	RUN_ISOLATED(test_agility);
 	RUN_ISOLATED(test_parse);
 	RUN_ISOLATED(test_misuse);
+	RUN_ISOLATED(test_late_settings);
+	RUN_ISOLATED(test_ta_fails_ee_matches);
 	RUN_ISOLATED(test_resumption);
 	RUN_ISOLATED(test_errcode_name);
 	return tu_isolated_result();

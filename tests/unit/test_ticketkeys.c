@@ -4,8 +4,9 @@
  * configuration as on two hosts, resume each other's sessions when they
  * share a key set; after a rotation (a new key first) a ticket of the old
  * key resumes while that key is listed, and is replaced by one of the new
- * key; once the old key is dropped it no longer resumes; malformed sets
- * and key files open to group or others are refused.  TLS 1.3 and 1.2.
+ * key; once the old key is dropped it no longer resumes; malformed sets,
+ * key files open to group or others and FIFOs are refused.  TLS 1.3 and
+ * 1.2.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -214,6 +215,21 @@ static void test_file(void)
 	CHECK(strstr(mailtls_config_error(a), path));
 	CHECK_EQ(mailtls_config_set_ticket_keys_file(a, missing), -1);
 	CHECK_EQ(mailtls_config_errcode(a), MAILTLS_E_CONFIG);
+	/* A FIFO in the file's place (nobody writing it), private or not: refused at
+	 * once as not a regular file, never a hang in open or read. */
+	{
+		char fifo[512];
+		static const mode_t modes[] = { 0600, 0666 };
+		snprintf(fifo, sizeof fifo, "%s/keys.fifo", dir);
+		for (int i = 0; i < 2; i++) {
+			CHECK(mkfifo(fifo, modes[i]) == 0);
+			CHECK(chmod(fifo, modes[i]) == 0);
+			CHECK_EQ(mailtls_config_set_ticket_keys_file(a, fifo), -1);
+			CHECK_EQ(mailtls_config_errcode(a), MAILTLS_E_CONFIG);
+			CHECK(strstr(mailtls_config_error(a), "not a regular file"));
+			CHECK(unlink(fifo) == 0);
+		}
+	}
 	/* 0600 and 0400 are taken. */
 	write_file(path, set, sizeof set, 0400);
 	CHECK_CFG_OK(a, mailtls_config_set_ticket_keys_file(a, path));
