@@ -254,7 +254,6 @@ void conn_puts(struct conn *c, const char *s) { conn_put(c, s, strlen(s)); }
 
 /* One byte of the reply; the whole reply must come within the timeout. */
 static long long reply_deadline;
-static size_t reply_bytes;
 
 static char get(struct conn *c)
 {
@@ -271,54 +270,26 @@ static char get(struct conn *c)
 		c->ilen = (size_t)r;
 	}
 	ch = c->ibuf[c->ipos++];
-	if (++reply_bytes > REPLY_MAX_BYTES) {
-		/* endless replies: give up like a dead connection */
-		dropped(c);
-	}
 	if (ch != '\r' && smtptext_len < HUGESMTPTEXT)
 		smtptext[smtptext_len++] = ch;
 	return ch;
 }
 
-/* netqmail's smtpcode(): the code of the first line; continuation lines
- * ("xyz-") are read to the end of the reply.  A code that is not three
- * digits counts as 421 (temporary), never as success. */
+/* netqmail's smtpcode() (replyparse.c): the code of the first line, the
+ * reply read to its end; endless replies are given up on like a dead
+ * connection. */
 unsigned long smtpcode(struct conn *c)
 {
-	unsigned long code = 0;
-	int lines = 1, bad = 0;
-	char ch;
-	int i;
+	struct reply_parse p;
+	int r;
 	smtptext_len = 0;
 	reply_deadline = now_ms() + (long long)c->timeout * 1000;
-	reply_bytes = 0;
-	for (i = 0; i < 3; i++) {
-		ch = get(c);
-		if (ch < '0' || ch > '9')
-			bad = 1;
-		code = code * 10 + (unsigned long)(ch - '0');
-		if (ch == '\n')
-			goto end;
-	}
-	for (;;) {
-		ch = get(c);
-		if (ch != '-')
-			break;
-		while (ch != '\n')
-			ch = get(c);
-		if (++lines > REPLY_MAX_LINES)
-			dropped(c);
-		get(c);
-		get(c);
-		get(c);
-	}
-	while (ch != '\n')
-		ch = get(c);
-end:
-	if (ch != '\n')
-		while (get(c) != '\n')
-			;
-	return bad ? 421 : code;
+	reply_start(&p);
+	while ((r = reply_byte(&p, get(c))) == 0)
+		;
+	if (r < 0)
+		dropped(c);
+	return p.code;
 }
 
 void smtptext_set(const char *s)

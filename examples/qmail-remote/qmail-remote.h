@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "controlparse.h"
+#include "replyparse.h"
 #include "mailtls.h"
 
 #ifndef QMAIL_REMOTE_HOME
@@ -18,8 +19,6 @@
 #endif
 
 #define HUGESMTPTEXT 5000     /* remote text kept for the report (netqmail's cut) */
-#define REPLY_MAX_LINES 100   /* lines in one reply before we give up on it */
-#define REPLY_MAX_BYTES 65536 /* bytes in one reply before we give up on it */
 #define MAX_IPS 64
 
 /* io.c: the report on fd 1 (buffered, written at the end), and the end. */
