@@ -16,7 +16,8 @@
  * alone when the value names none), or -1.  policy_find the same for the
  * name and its ".parent"s, never a '#' line, with |which| the key found;
  * policy_parse gives a level 0..5 and NUL-terminated fields, or -1; in a
- * file policy_check passes, every value policy_find gives parses.
+ * file policy_check passes, every value policy_find gives for a host name
+ * parses.
  * ISC license: see LICENSE.
  */
 #include <strings.h>
@@ -88,8 +89,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		expect = line_value(len, "", 0, 1);
 	v = policy_find(text, len, name, which, sizeof which);
 	FUZZ_CHECK(v == expect, "policy_find found %p, the order says %p", (const void *)v, (const void *)expect);
-	/* A file that policy_check passes holds no value that policy_parse refuses. */
-	if (v && policy_check(text, len) == 0) {
+	/* A file that policy_check passes holds no value that policy_parse refuses
+	 * for a host name (no ':' or '[': those of address literals can split a
+	 * line elsewhere, and a value found there that does not parse is a Z at
+	 * delivery time, never a weaker policy). */
+	if (v && policy_check(text, len) == 0 && !strpbrk(name, ":[")) {
 		memset(&p, 0, sizeof p);
 		FUZZ_CHECK(policy_parse(v, &p) == 0, "policy_check passed a file whose value \"%s\" does not parse", v);
 	}

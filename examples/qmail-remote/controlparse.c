@@ -153,12 +153,16 @@ size_t policy_check(const char *text, size_t len)
 {
 	size_t i = 0, n = 0;
 	while (text && i < len) {
-		const char *line = text + i, *colon;
+		const char *line = text + i, *colon, *rb;
 		size_t l = strnlen(line, len - i);
 		struct policy p;
 		n++;
-		if (l && line[0] != '#' &&
-		    (!(colon = memchr(line, ':', l)) || colon == line || policy_parse(colon + 1, &p) < 0))
+		/* The key ends at the first colon, or, for an address literal
+		 * ("[IPv6:...]"), at the colon after its bracket. */
+		colon = memchr(line, ':', l);
+		if (l && line[0] == '[' && (rb = memchr(line, ']', l)) && rb + 1 < line + l && rb[1] == ':')
+			colon = rb + 1;
+		if (l && line[0] != '#' && (!colon || colon == line || policy_parse(colon + 1, &p) < 0))
 			return n;
 		i += l + 1;
 	}

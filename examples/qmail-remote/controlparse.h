@@ -49,7 +49,8 @@ int policy_parse(const char *value, struct policy *p);
 
 /* policy_check looks at every line of a tlspolicy file (split by
  * control_split): each must be empty, a comment, or "key:value" with a
- * value policy_parse takes.  0 when all are, else the number (from 1) of
+ * value policy_parse takes (the key ends at its first colon; an address
+ * literal "[...]" at the colon after its "]").  0 when all are, else the number (from 1) of
  * the first line that is not: a line no lookup would ever find must not
  * leave its destination at the default level unnoticed. */
 size_t policy_check(const char *text, size_t len);
