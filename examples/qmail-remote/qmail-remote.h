@@ -73,6 +73,7 @@ struct ip {
 	unsigned char a[16];
 	int pref;
 	char name[256];           /* the MX host name (or the address text for literals) */
+	int secure;               /* 1: the MX and address records were DNSSEC-validated */
 };
 #define DNS_SOFT (-1)
 #define DNS_HARD (-2)
@@ -80,6 +81,10 @@ int ip_literal(const char *s, struct ip *ip);   /* "[1.2.3.4]", "1.2.3.4", "[::1
 int dns_ip(const char *host, struct ip *ips, int max, int pref);    /* count or DNS_* */
 int dns_mxip(const char *host, struct ip *ips, int max);           /* count or DNS_* */
 int dns_cname(char *name, size_t n);   /* CNAMEs followed (name replaced), or DNS_* */
+/* dns_txt: the TXT records at |name|, each one's strings joined, in
+ * recs[i] (malloc'd, NUL-terminated; lens[i] bytes, NULs inside possible);
+ * the count (0: no such name, or none), or DNS_SOFT.  The caller frees. */
+int dns_txt(const char *name, char **recs, size_t *lens, int max);
 void ip_fmt(const struct ip *ip, char *buf, size_t n);
 int ipme_is(const struct ip *ip);
 
