@@ -342,8 +342,10 @@ void conn_serve(const struct opts *o, struct mailtls_config *cfg, struct conninf
 		found = rules_lookup(o->rules, ci->remoteip, rh, ri, &rr);
 		if (found < 0) {
 			if (errno != ENOENT || !o->rules_missing_ok) {
+				/* rules.c's EPROTO: the file is no cdb (strerror's
+				 * "Protocol error" would point at the network) */
 				log_error("warning: dropping connection, unable to read %s: %s", o->rules,
-				    errstr(errno));
+				    errno == EPROTO ? "not a cdb file (damaged or truncated)" : errstr(errno));
 				_exit(111);
 			}
 			found = 0;

@@ -125,7 +125,7 @@ def test_tcpserver_not_a_cdb(work, tss, qmail_pem, pki, content):
             assert c.recv(100) == b""
         pid, status = srv.end_of(since=mark)
         assert status == 28416, srv.text(mark)
-        assert re.search(rf"^{PROG}: warning: dropping connection, unable to read {re.escape(str(cdb))}: ", srv.text(mark), re.M), \
+        assert re.search(rf"^{PROG}: warning: dropping connection, unable to read {re.escape(str(cdb))}: not a cdb file \(damaged or truncated\)$", srv.text(mark), re.M), \
             srv.text(mark)
     assert srv.proc.running()
 
