@@ -115,6 +115,21 @@ static void control_lines(const char *fn, char **text, size_t *len)
 	control_split(*text, *len);
 }
 
+/* control/dnssecanchor: NULL when missing, "" when empty (validation
+ * off), else its first line (the trust anchor file). */
+static char *control_anchor(const char *fn)
+{
+	char *t;
+	size_t len;
+	int r = control_readfile(fn, &t, &len);
+	if (r < 0)
+		temp_control();
+	if (r == 0)
+		return NULL;
+	control_split(t, len);
+	return t;
+}
+
 void controls_read(void)
 {
 	size_t bad;
@@ -134,6 +149,7 @@ void controls_read(void)
 	ctl.tlsclientciphers = control_line("control/tlsclientciphers");
 	ctl.tlscachedir = control_line("control/tlscachedir");
 	ctl.tlscachetimeout = control_int("control/tlscachetimeout", 3600);
+	ctl.dnssecanchor = control_anchor("control/dnssecanchor");
 	if (ctl.tlscachetimeout > CACHE_LIFETIME_MAX)
 		ctl.tlscachetimeout = CACHE_LIFETIME_MAX;
 }

@@ -1,18 +1,21 @@
-/* dns.c -- MX, A and AAAA lookups with glibc's stub resolver (res_query)
- * and libresolv's parser (ns_initparse, ns_parserr): no OpenSSL in the
- * process.  MX hosts sorted by preference, shuffled within one; A before
- * AAAA for each host; a domain without MX gets its A/AAAA at preference 0.
- * No DNSSEC here: DANE needs a validating resolver (a later step). */
+/* dns.c -- MX, A, AAAA, CNAME, TXT and TLSA lookups through libunbound
+ * (no OpenSSL in the process: Debian's libunbound8 uses nettle), asking
+ * the servers of /etc/resolv.conf and validating DNSSEC against the trust
+ * anchor of control/dnssecanchor.  MX hosts sorted by preference, shuffled
+ * within one; A before AAAA for each host; a domain without MX gets its
+ * A/AAAA at preference 0.  A bogus answer is a temporary failure, as a
+ * validating resolver's SERVFAIL would be. */
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
-#include <netdb.h>
-#include <stdio.h>
 #include <resolv.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unbound.h>
 #include <unistd.h>
 
 #include "qmail-remote.h"
@@ -50,26 +53,119 @@ void ip_fmt(const struct ip *ip, char *buf, size_t n)
 		snprintf(buf, n, "?");
 }
 
-static int query(const char *name, int type, unsigned char *ans, int len)
+/* ------------------------------------------------------------ the resolver */
+
+static struct ub_ctx *ub;
+static int ub_broken;   /* resolv.conf unreadable or unusable: every lookup is DNS_SOFT */
+
+/* The trust anchor file: control/dnssecanchor's first line; an empty file
+ * turns validation off; without the file, DNSSEC_ANCHOR_DEFAULT when it
+ * can be read.  NULL: no validation. */
+static const char *anchor_file(void)
 {
-	int r = res_query(name, C_IN, type, ans, len);
-	if (r >= 0)
-		return r;
-	switch (h_errno) {
-	case HOST_NOT_FOUND:
-		return DNS_HARD;
-	case NO_DATA:
-		return 0;
-	default:
-		return DNS_SOFT;
-	}
+	if (ctl.dnssecanchor)
+		return ctl.dnssecanchor[0] ? ctl.dnssecanchor : NULL;
+	return access(DNSSEC_ANCHOR_DEFAULT, R_OK) == 0 ? DNSSEC_ANCHOR_DEFAULT : NULL;
 }
 
-/* Addresses of |host| (A, then AAAA) at |pref|; count, 0, or DNS_*. */
-int dns_ip(const char *host, struct ip *ips, int max, int pref)
+/* One context per process, made at the first lookup. */
+static struct ub_ctx *resolver(void)
+{
+	static const char *special[] = { "test. transparent", "invalid. transparent", "onion. transparent",
+		"home.arpa. transparent" };
+	const char *ta;
+	FILE *devnull;
+	size_t i;
+	if (ub || ub_broken)
+		return ub;
+	ub = ub_ctx_create();
+	if (!ub)
+		temp_nomem();
+	/* fd 2 is the report pipe's neighbour: unbound's log goes nowhere */
+	devnull = fopen("/dev/null", "we");
+	if (!devnull || ub_ctx_debugout(ub, devnull) != 0)
+		temp_oserr();
+	/* loopback resolvers (127.0.0.53, a local unbound) are the usual case */
+	if (ub_ctx_set_option(ub, "do-not-query-localhost:", "no") != 0)
+		temp_nomem();
+	/* a resolver that does not answer: unbound's backoff would wait up to
+	 * two minutes a try; 2 s a try keeps a lookup under ~10 s, as glibc's
+	 * "timeout:2 attempts:2" did (the message is retried later anyway) */
+	if (ub_ctx_set_option(ub, "infra-cache-max-rtt:", "2000") != 0)
+		temp_nomem();
+	/* the resolver of resolv.conf answers for these names, as it did for
+	 * libresolv; unbound's own default answers (NXDOMAIN) are not ours */
+	for (i = 0; i < sizeof special / sizeof special[0]; i++)
+		if (ub_ctx_set_option(ub, "local-zone:", special[i]) != 0)
+			temp_nomem();
+	if (ub_ctx_resolvconf(ub, NULL) != 0) {
+		ub_ctx_delete(ub);
+		ub = NULL;
+		ub_broken = 1;
+		return NULL;
+	}
+	ta = anchor_file();
+	if (ta) {
+		int fd = open(ta, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			temp_control();
+		close(fd);
+		if (ub_ctx_add_ta_file(ub, ta) != 0)
+			temp_control();
+	}
+	return ub;
+}
+
+/* The outcomes of one query. */
+enum { Q_DATA, Q_NODATA, Q_NXDOMAIN, Q_BOGUS, Q_SOFT };
+
+/* query asks for |type| records of |name|: Q_DATA with *res (the caller
+ * frees it), or the outcome without data (*res NULL).  *secure: the
+ * answer, or the denial, was validated. */
+static int query(const char *name, int type, struct ub_result **res, int *secure)
+{
+	struct ub_ctx *u = resolver();
+	struct ub_result *r = NULL;
+	int out;
+	*res = NULL;
+	*secure = 0;
+	if (!u)
+		return Q_SOFT;
+	if (ub_resolve(u, name, type, ns_c_in, &r) != 0 || !r) {
+		if (r)
+			ub_resolve_free(r);
+		/* a trust anchor file unbound cannot read or parse */
+		return Q_SOFT;
+	}
+	if (r->bogus)
+		out = Q_BOGUS;
+	else if (r->havedata)
+		out = Q_DATA;
+	else if (r->rcode == ns_r_nxdomain)
+		out = Q_NXDOMAIN;
+	else if (r->rcode == ns_r_noerror)
+		out = Q_NODATA;
+	else
+		out = Q_SOFT;
+	*secure = r->secure && !r->bogus;
+	if (out == Q_DATA)
+		*res = r;
+	else
+		ub_resolve_free(r);
+	return out;
+}
+
+/* A name in wire form (uncompressed, as unbound gives rdata) as text. */
+static int wire_name(const unsigned char *rd, size_t len, char *dst, size_t n)
+{
+	return dn_expand(rd, rd + len, rd, dst, (int)n) < 0 ? -1 : 0;
+}
+
+/* ------------------------------------------------------------ addresses */
+
+static int dns_ip_sec(const char *host, struct ip *ips, int max, int pref, int mxsecure)
 {
 	static const int types[2] = { ns_t_a, ns_t_aaaa };
-	unsigned char ans[NS_PACKETSZ * 8];
 	int t, n = 0, soft = 0, hard = 0;
 	if (max <= 0)
 		return 0;
@@ -78,41 +174,43 @@ int dns_ip(const char *host, struct ip *ips, int max, int pref)
 		return 1;
 	}
 	for (t = 0; t < 2; t++) {
-		ns_msg msg;
-		ns_rr rr;
-		int len = query(host, types[t], ans, sizeof ans), i;
-		if (len == DNS_SOFT) {
+		struct ub_result *r;
+		int secure, i, q = query(host, types[t], &r, &secure);
+		if (q == Q_SOFT || q == Q_BOGUS)
 			soft = 1;
-			continue;
-		}
-		if (len == DNS_HARD) {
+		if (q == Q_NXDOMAIN)
 			hard = 1;
+		if (q != Q_DATA)
 			continue;
-		}
-		if (len == 0 || ns_initparse(ans, len, &msg) < 0)
-			continue;
-		for (i = 0; i < ns_msg_count(msg, ns_s_an) && n < max; i++) {
-			if (ns_parserr(&msg, ns_s_an, i, &rr) < 0)
-				break;
-			if (ns_rr_type(rr) == ns_t_a && ns_rr_rdlen(rr) == 4) {
+		for (i = 0; r->data[i] && n < max; i++) {
+			memset(&ips[n], 0, sizeof ips[n]);
+			if (types[t] == ns_t_a && r->len[i] == 4) {
 				ips[n].family = AF_INET;
-				memcpy(ips[n].a, ns_rr_rdata(rr), 4);
-			} else if (ns_rr_type(rr) == ns_t_aaaa && ns_rr_rdlen(rr) == 16) {
+				memcpy(ips[n].a, r->data[i], 4);
+			} else if (types[t] == ns_t_aaaa && r->len[i] == 16) {
 				ips[n].family = AF_INET6;
-				memcpy(ips[n].a, ns_rr_rdata(rr), 16);
+				memcpy(ips[n].a, r->data[i], 16);
 			} else {
 				continue;
 			}
 			ips[n].pref = pref;
+			ips[n].secure = secure && mxsecure;
 			snprintf(ips[n].name, sizeof ips[n].name, "%s", host);
 			n++;
 		}
+		ub_resolve_free(r);
 	}
 	if (n)
 		return n;
 	if (soft)
 		return DNS_SOFT;
 	return hard ? DNS_HARD : 0;
+}
+
+/* Addresses of |host| (A, then AAAA) at |pref|; count, 0, or DNS_*. */
+int dns_ip(const char *host, struct ip *ips, int max, int pref)
+{
+	return dns_ip_sec(host, ips, max, pref, 1);
 }
 
 struct mx {
@@ -131,48 +229,44 @@ static int mx_cmp(const void *a, const void *b)
 
 int dns_mxip(const char *host, struct ip *ips, int max)
 {
-	unsigned char ans[NS_PACKETSZ * 8];
 	struct mx mx[32];
-	ns_msg msg;
-	ns_rr rr;
-	int len, i, nmx = 0, n = 0, soft = 0;
+	struct ub_result *r;
+	int i, nmx = 0, n = 0, soft = 0, secure, q;
 	struct ip lit;
 	if (ip_literal(host, &lit) && host[0] == '[') {
 		ips[0] = lit;
 		return 1;
 	}
-	len = query(host, ns_t_mx, ans, sizeof ans);
-	if (len < 0)
-		return len;
-	if (len > 0 && ns_initparse(ans, len, &msg) == 0) {
+	q = query(host, ns_t_mx, &r, &secure);
+	if (q == Q_SOFT || q == Q_BOGUS)
+		return DNS_SOFT;
+	if (q == Q_NXDOMAIN)
+		return DNS_HARD;
+	if (q == Q_DATA) {
 		srandom((unsigned)time(NULL) ^ ((unsigned)getpid() << 16));
-		for (i = 0; i < ns_msg_count(msg, ns_s_an) && nmx < 32; i++) {
-			const unsigned char *rd;
-			if (ns_parserr(&msg, ns_s_an, i, &rr) < 0)
-				break;
-			if (ns_rr_type(rr) != ns_t_mx || ns_rr_rdlen(rr) < 3)
+		for (i = 0; r->data[i] && nmx < 32; i++) {
+			const unsigned char *rd = (const unsigned char *)r->data[i];
+			if (r->len[i] < 3 || wire_name(rd + 2, (size_t)r->len[i] - 2, mx[nmx].name, sizeof mx[nmx].name) < 0)
 				continue;
-			rd = ns_rr_rdata(rr);
 			mx[nmx].pref = (rd[0] << 8) | rd[1];
-			if (ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg), rd + 2, mx[nmx].name,
-			    sizeof mx[nmx].name) < 0)
-				continue;
 			mx[nmx].rnd = (unsigned)random();
 			nmx++;
 		}
+		ub_resolve_free(r);
 	}
+	/* no MX: the domain is its own host; its MX denial counts as the MX RRset */
 	if (!nmx)
-		return dns_ip(host, ips, max, 0);
+		return dns_ip_sec(host, ips, max, 0, secure);
 	qsort(mx, (size_t)nmx, sizeof mx[0], mx_cmp);
 	for (i = 0; i < nmx && n < max; i++) {
-		int r;
+		int k;
 		if (!mx[i].name[0] || ip_literal(mx[i].name, &lit))
 			continue;   /* "." (null MX) and addresses are no host names */
-		r = dns_ip(mx[i].name, ips + n, max - n, mx[i].pref);
-		if (r == DNS_SOFT)
+		k = dns_ip_sec(mx[i].name, ips + n, max - n, mx[i].pref, secure);
+		if (k == DNS_SOFT)
 			soft = 1;
-		if (r > 0)
-			n += r;
+		if (k > 0)
+			n += k;
 	}
 	if (!n && soft)
 		return DNS_SOFT;
@@ -184,40 +278,109 @@ int dns_mxip(const char *host, struct ip *ips, int max)
  * or DNS_HARD for a loop; a name that does not exist stays as it is. */
 int dns_cname(char *name, size_t n)
 {
-	unsigned char ans[NS_PACKETSZ * 8];
 	int loop;
 	for (loop = 0; loop < 10; loop++) {
-		ns_msg msg;
-		ns_rr rr;
+		struct ub_result *r;
+		char target[NS_MAXDNAME];
 		size_t l = strlen(name);
-		int len, i, found = 0;
+		int secure, q, found = 0, i;
 		if (!l || name[l - 1] == ']')
 			return loop;
 		if (name[l - 1] == '.') {
 			name[l - 1] = 0;
 			continue;
 		}
-		len = query(name, ns_t_cname, ans, sizeof ans);
-		if (len == DNS_SOFT)
+		q = query(name, ns_t_cname, &r, &secure);
+		if (q == Q_SOFT || q == Q_BOGUS)
 			return DNS_SOFT;
-		if (len <= 0 || ns_initparse(ans, len, &msg) < 0)
+		if (q != Q_DATA)
 			return loop;   /* no such name, or no CNAME: canonical */
-		for (i = 0; i < ns_msg_count(msg, ns_s_an) && !found; i++) {
-			char target[NS_MAXDNAME];
-			if (ns_parserr(&msg, ns_s_an, i, &rr) < 0)
-				break;
-			if (ns_rr_type(rr) != ns_t_cname || strcasecmp(ns_rr_name(rr), name))
-				continue;
-			if (ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg), ns_rr_rdata(rr), target,
-			    sizeof target) < 0 || strlen(target) >= n)
-				continue;
-			memcpy(name, target, strlen(target) + 1);
-			found = 1;
-		}
+		for (i = 0; r->data[i] && !found; i++)
+			if (wire_name((const unsigned char *)r->data[i], (size_t)r->len[i], target, sizeof target) == 0 &&
+			    strlen(target) < n) {
+				memcpy(name, target, strlen(target) + 1);
+				found = 1;
+			}
+		ub_resolve_free(r);
 		if (!found)
 			return loop;
 	}
 	return DNS_HARD;
+}
+
+int dns_txt(const char *name, char **recs, size_t *lens, int max)
+{
+	struct ub_result *r;
+	int secure, q = query(name, ns_t_txt, &r, &secure), i, n = 0;
+	if (q == Q_SOFT || q == Q_BOGUS)
+		return DNS_SOFT;
+	if (q != Q_DATA)
+		return 0;
+	for (i = 0; r->data[i] && n < max; i++) {
+		const unsigned char *rd = (const unsigned char *)r->data[i];
+		size_t len = (size_t)r->len[i], k = 0, o = 0;
+		char *t = malloc(len + 1);
+		if (!t)
+			temp_nomem();
+		/* character-strings: a length byte, then that many bytes */
+		while (k < len) {
+			size_t l = rd[k++];
+			if (l > len - k)
+				l = len - k;
+			memcpy(t + o, rd + k, l);
+			o += l;
+			k += l;
+		}
+		t[o] = 0;
+		recs[n] = t;
+		lens[n] = o;
+		n++;
+	}
+	ub_resolve_free(r);
+	return n;
+}
+
+int dns_tlsa(const char *host, unsigned port, struct tlsa_rrs *out)
+{
+	char name[NS_MAXDNAME + 20];
+	struct ub_result *r;
+	size_t used = 0;
+	int secure, q, i;
+	memset(out, 0, sizeof *out);
+	if (snprintf(name, sizeof name, "_%u._tcp.%s", port, host) >= (int)sizeof name)
+		return TLSA_SOFT;
+	q = query(name, ns_t_tlsa, &r, &secure);
+	if (q == Q_BOGUS)
+		return TLSA_BOGUS;
+	if (q == Q_SOFT)
+		return TLSA_SOFT;
+	if (!secure) {
+		if (r)
+			ub_resolve_free(r);
+		return TLSA_INSECURE;
+	}
+	if (q != Q_DATA)
+		return TLSA_NONE;
+	for (i = 0; r->data[i] && out->n < TLSA_MAX; i++) {
+		const unsigned char *rd = (const unsigned char *)r->data[i];
+		size_t len = (size_t)r->len[i];
+		struct mailtls_tlsa *t = &out->rec[out->n++];
+		/* a record too short, or too long for the buffer, is kept as
+		 * an unusable one: it still means "TLSA records exist" */
+		if (len < 3 || len - 3 > sizeof out->data - used) {
+			t->usage = 255;
+			continue;
+		}
+		t->usage = rd[0];
+		t->selector = rd[1];
+		t->mtype = rd[2];
+		memcpy(out->data + used, rd + 3, len - 3);
+		t->data = out->data + used;
+		t->len = len - 3;
+		used += len - 3;
+	}
+	ub_resolve_free(r);
+	return TLSA_FOUND;
 }
 
 /* ipme: is this one of this machine's addresses? */

@@ -14,6 +14,9 @@
 #ifndef QMAIL_REMOTE_HOME
 #define QMAIL_REMOTE_HOME "/var/qmail"
 #endif
+#ifndef DNSSEC_ANCHOR_DEFAULT
+#define DNSSEC_ANCHOR_DEFAULT "/usr/share/dns/root.key"   /* Debian's dns-root-data */
+#endif
 #ifndef QMAIL_REMOTE_CAFILE
 #define QMAIL_REMOTE_CAFILE "/etc/ssl/certs/ca-certificates.crt"
 #endif
@@ -58,6 +61,7 @@ struct controls {
 	char *tlsclientciphers;   /* control/tlsclientciphers (may, encrypt), or NULL */
 	char *tlscachedir;        /* control/tlscachedir, or NULL: queue/tlscache */
 	int tlscachetimeout;      /* seconds a saved session is offered again */
+	char *dnssecanchor;       /* control/dnssecanchor: NULL missing, "" validation off, else the file */
 };
 extern struct controls ctl;
 void controls_read(void);
@@ -85,6 +89,21 @@ int dns_cname(char *name, size_t n);   /* CNAMEs followed (name replaced), or DN
  * recs[i] (malloc'd, NUL-terminated; lens[i] bytes, NULs inside possible);
  * the count (0: no such name, or none), or DNS_SOFT.  The caller frees. */
 int dns_txt(const char *name, char **recs, size_t *lens, int max);
+/* dns_tlsa looks up the TLSA records at _<port>._tcp.<host> and keeps
+ * RFC 7672 section 2.2's outcomes apart: TLSA_FOUND (validated, out->n >= 1
+ * records as DNS gave them, usable or not; the data in out->data),
+ * TLSA_NONE (no such records, validated), TLSA_INSECURE (an answer, or a
+ * denial, outside DNSSEC: as if none), TLSA_BOGUS (validation failed) and
+ * TLSA_SOFT (SERVFAIL, timeout: indeterminate).  BOGUS and SOFT make that
+ * MX unusable under DANE, never "no TLSA". */
+enum { TLSA_FOUND, TLSA_NONE, TLSA_INSECURE, TLSA_BOGUS, TLSA_SOFT };
+#define TLSA_MAX 32
+struct tlsa_rrs {
+	int n;
+	struct mailtls_tlsa rec[TLSA_MAX];
+	unsigned char data[16384];
+};
+int dns_tlsa(const char *host, unsigned port, struct tlsa_rrs *out);
 void ip_fmt(const struct ip *ip, char *buf, size_t n);
 int ipme_is(const struct ip *ip);
 
