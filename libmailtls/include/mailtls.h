@@ -203,11 +203,21 @@ MAILTLS_EXPORT void mailtls_config_set_sni_strict(struct mailtls_config *cfg, in
 /* mailtls_config_set_ca sets the trust anchors: a PEM file of
  * certificates, a hashed directory (c_rehash/openssl rehash layout), or
  * both; either may be NULL.  Returns -1 with MAILTLS_E_CONFIG when a file
- * cannot be read or holds no certificate. */
+ * cannot be read or holds no certificate.  The file is read whole now
+ * (nothing reads it again) and its first certificate parsed; the others
+ * are parsed when a session of |cfg| first checks a chain against the
+ * trust anchors, so a process that never does (a client whose resumed
+ * session keeps its verdict, see mailtls_set_session) never pays for
+ * parsing a system bundle.  As when parsed at once, other PEM blocks are
+ * skipped and a damaged certificate ends the file's list.  A process that
+ * forks per connection (the children would each parse it) gives its
+ * anchors with mailtls_config_set_ca_mem or mailtls_config_from_env,
+ * which parse them at once. */
 MAILTLS_EXPORT int mailtls_config_set_ca(struct mailtls_config *cfg,
     const char *cafile, const char *cadir) MAILTLS_WUR;
 
-/* mailtls_config_set_ca_mem adds trust anchors from PEM text. */
+/* mailtls_config_set_ca_mem adds trust anchors from PEM text, parsed at
+ * once; -1 with MAILTLS_E_CONFIG when it holds no certificate. */
 MAILTLS_EXPORT int mailtls_config_set_ca_mem(struct mailtls_config *cfg,
     const char *pem, size_t len) MAILTLS_WUR;
 
@@ -269,7 +279,8 @@ MAILTLS_EXPORT int mailtls_config_set_max_protocol(struct mailtls_config *cfg, i
  * and s6-tlsd use and applies them to |cfg|: CERTFILE and KEYFILE (the
  * default keypair; without KEYFILE the key is looked for in CERTFILE),
  * CERTCHAINFILE (certificate and chain, used as CERTFILE when CERTFILE is
- * unset), CAFILE and CADIR (trust anchors), CIPHERS, and for SNI each
+ * unset), CAFILE and CADIR (trust anchors, CAFILE parsed at once: this
+ * call serves servers that fork after it), CIPHERS, and for SNI each
  * "CERTFILE:name" with its "KEYFILE:name" (name may be "*.label...").
  * Unset names leave the configuration as it was.  Returns the number of
  * keypairs loaded (>= 0), or -1 naming the variable and file that failed. */
@@ -380,7 +391,20 @@ MAILTLS_EXPORT int mailtls_set_verify_names(struct mailtls *s, const char *const
  * cannot be parsed is ignored (returns -1 with MAILTLS_E_TLS, the session
  * stays usable for a full handshake).  The peer of a resumed session is
  * verified again, against this session's configuration and names, exactly
- * as after a full handshake. */
+ * as after a full handshake, unless the saved bytes carry the verdict of a
+ * verification made under the same trust settings as this session's, which
+ * then stands as it was (mailtls_peer_verified, mailtls_peer_verify_result,
+ * mailtls_peer_has_cert), without a chain check or parsing the trust
+ * anchors.  The same trust settings: the same verification mode, the same
+ * trust anchors given in the same order (CA files and texts compared by
+ * content; a CA directory never counts as the same), the same pins, the
+ * same servername and verify names, no DANE records (mailtls_set_dane: the
+ * records are checked again) and no verification hook (it is called
+ * again).  A verdict of success stands only until the first notAfter date
+ * of the chain it verified (a pin's has none); one of failure only where
+ * verification is MAILTLS_VERIFY_OPTIONAL.  Whoever can write the saved
+ * bytes can make a client trust any server (as with any TLS session
+ * cache): keep them where only the client's user can write. */
 MAILTLS_EXPORT int mailtls_set_session(struct mailtls *s, const unsigned char *buf, size_t len);
 
 /* mailtls_get_session (client, after the handshake, best after a read
@@ -388,12 +412,18 @@ MAILTLS_EXPORT int mailtls_set_session(struct mailtls *s, const unsigned char *b
  * resumable session into |buf|.  Returns its length, 0 when there is none
  * to save, or -1 (MAILTLS_E_USAGE) when |len| is too small.  With |buf|
  * NULL returns the length needed.  The bytes are secret (they hold the
- * resumption key): store them as such. */
+ * resumption key): store them as such.  Where the peer was verified
+ * (optionally or not) without DANE records, a hook or a CA directory, they
+ * also carry the verdict and a digest of the trust settings it was reached
+ * under (mailtls_set_session); a session resumed with its verdict kept
+ * passes that verdict on. */
 MAILTLS_EXPORT ssize_t mailtls_get_session(struct mailtls *s, unsigned char *buf, size_t len);
 
 /* mailtls_handshake runs the handshake to its end.  Calling it is
  * optional: read, write and the relay start it.  After it, the peer's
- * certificate has been verified per the configuration.  Returns 0.
+ * certificate has been verified per the configuration (or, resumed, keeps
+ * a verdict reached under the same settings: mailtls_set_session).
+ * Returns 0.
  * A server session sheds the configuration's certificates and keys once
  * its handshake is done: no reference to a private key remains in it. */
 MAILTLS_EXPORT int mailtls_handshake(struct mailtls *s) MAILTLS_WUR;

@@ -32,6 +32,8 @@ struct mailtls_config *mailtls_config_new(void)
 	if (!cfg)
 		return NULL;
 	cfg->refs = 1;
+	pthread_mutex_init(&cfg->ca_lock, NULL);
+	SHA256_Init(&cfg->ca_sha);
 	cfg->ctx = SSL_CTX_new(TLS_method());
 	if (!cfg->ctx)
 		goto fail;
@@ -62,6 +64,7 @@ struct mailtls_config *mailtls_config_new(void)
 fail:
 	OPENSSL_cleanse(keys, sizeof keys);
 	SSL_CTX_free(cfg->ctx);
+	pthread_mutex_destroy(&cfg->ca_lock);
 	free(cfg);
 	ERR_clear_error();
 	errno = ENOMEM;
@@ -93,6 +96,8 @@ void mailtls_config_free(struct mailtls_config *cfg)
 		keyset_clear(&cfg->sni[i]);
 	free(cfg->sni);
 	free(cfg->pins);
+	mt_ca_free(cfg);
+	pthread_mutex_destroy(&cfg->ca_lock);
 	SSL_CTX_free(cfg->ctx);
 	free(cfg);
 }

@@ -32,6 +32,8 @@ int mailtls_config_from_env(struct mailtls_config *cfg)
 	if ((cafile && *cafile) || (cadir && *cadir)) {
 		if (mailtls_config_set_ca(cfg, cafile && *cafile ? cafile : NULL, cadir && *cadir ? cadir : NULL) < 0)
 			return fail_var(cfg, cafile && *cafile ? "CAFILE" : "CADIR");
+		/* servers fork after this: the anchors parsed once, here */
+		mt_ca_load(cfg);
 	}
 	if (ciphers && *ciphers && mailtls_config_set_ciphers(cfg, ciphers) < 0)
 		return fail_var(cfg, "CIPHERS");

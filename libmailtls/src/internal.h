@@ -6,10 +6,12 @@
 #ifndef MAILTLS_INTERNAL_H
 #define MAILTLS_INTERNAL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <time.h>
 
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 
 #include "mailtls.h"
@@ -39,6 +41,12 @@ struct mt_pin {
 	uint8_t digest[32];
 };
 
+/* A CA file's bytes, parsed from |off| when first needed (ca.c). */
+struct mt_capem {
+	char *pem;
+	size_t len, off;
+};
+
 struct mailtls_config {
 	int refs;
 	SSL_CTX *ctx;
@@ -47,6 +55,11 @@ struct mailtls_config {
 	int verify_mode;             /* MAILTLS_VERIFY_* */
 	int verify_mode_set;         /* 1 once set explicitly */
 	int have_ca;
+	struct mt_capem *ca_pending;  /* CA files not parsed yet, under ca_lock */
+	size_t nca_pending;
+	pthread_mutex_t ca_lock;
+	SHA256_CTX ca_sha;           /* every CA source given, in order (ca.c) */
+	int ca_opaque;               /* a CA directory: no digest stands for it */
 	struct mt_keyset def;
 	struct mt_keyset *sni;
 	size_t nsni;
@@ -64,6 +77,16 @@ struct mt_fd {
 	int fd;
 	int sock;                    /* 1: a socket (recv/send with MSG_* flags) */
 	int pipe;                    /* 1: a pipe taking RWF_NOWAIT (until the kernel refuses it) */
+};
+
+/* A client's verification outcome and the digest of the trust settings
+ * it was reached under (verdict.c). */
+struct mt_verdict {
+	int set;
+	uint8_t trust[32];
+	int result;                  /* MAILTLS_E_NONE or a verify category */
+	int has_peer_cert;
+	int64_t until;               /* seconds since the epoch it holds until */
 };
 
 struct mailtls {
@@ -94,6 +117,9 @@ struct mailtls {
 	int peer_closed;
 	int ecdsa_suites;            /* server: the client offered an ECDSA suite (TLS <= 1.2) */
 	SSL_SESSION *last_session;   /* client: newest resumable session */
+	struct mt_verdict verdict;   /* client: of this session's verification */
+	struct mt_verdict offered;   /* client: carried by the saved session offered */
+	int64_t verdict_until;       /* the verified chain's first notAfter (verify.c) */
 	/* facts, made on first request */
 	char *f_subject, *f_issuer, *f_cn, *f_fp, *f_serial, *f_nb, *f_na;
 };
@@ -168,6 +194,31 @@ MT_HIDDEN int mt_read_file(struct mailtls_config *cfg, const char *path, char **
 MT_HIDDEN int mt_read_file_mode(struct mailtls_config *cfg, const char *path, mode_t forbid, const char *why,
     char **out, size_t *outlen);
 MT_HIDDEN void mt_free_secret(char *buf, size_t len);
+
+/* ca.c */
+/* mt_ca_load parses the CA files set and not parsed yet (thread-safe). */
+MT_HIDDEN void mt_ca_load(struct mailtls_config *cfg);
+/* mt_ca_free drops them (the configuration is being freed). */
+MT_HIDDEN void mt_ca_free(struct mailtls_config *cfg);
+
+/* verdict.c */
+/* mt_verdict_record keeps the outcome of the verification just made on a
+ * client |s| with the digest of its trust settings (none when they cannot
+ * be digested: DANE, a hook, a CA directory). */
+MT_HIDDEN void mt_verdict_record(struct mailtls *s);
+/* mt_verdict_keep: on a resumed client |s|, 1 when the verdict the saved
+ * session carried stands (same trust digest, not past its time, and a
+ * failure only where verification is optional), set on |s| as if
+ * verified now; 0 when the peer must be verified again. */
+MT_HIDDEN int mt_verdict_keep(struct mailtls *s);
+#define MT_VERDICT_LEN 46
+/* mt_verdict_put writes the header of a saved session (MT_VERDICT_LEN
+ * bytes) into |out| when |s| has a verdict to carry: 1, else 0. */
+MT_HIDDEN int mt_verdict_put(const struct mailtls *s, uint8_t *out);
+/* mt_verdict_take reads the header of a saved session offered on |s|:
+ * returns the number of header bytes (0 for a session saved without one),
+ * or -1 for a damaged header. */
+MT_HIDDEN int mt_verdict_take(struct mailtls *s, const uint8_t *buf, size_t len);
 
 /* verify.c */
 MT_HIDDEN enum ssl_verify_result_t mt_verify_cb(SSL *ssl, uint8_t *out_alert);

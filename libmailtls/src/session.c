@@ -263,7 +263,8 @@ nomem:
 }
 
 /* The handshake is over: a resumed session skipped the verify callback, so
- * its peer is checked again here against today's configuration.  Only a
+ * its peer is checked again here against today's configuration, unless
+ * the verdict the saved session carried stands (verdict.c).  Only a
  * peer that passes makes the handshake done; one that fails stays failed
  * for every later call (hs_failed), since the engine itself finished. */
 static int after_handshake(struct mailtls *s)
@@ -273,7 +274,7 @@ static int after_handshake(struct mailtls *s)
 		int mode = s->verify_mode;
 		if ((s->is_server && mode != MAILTLS_VERIFY_NONE) ||
 		    (!s->is_server && (mode != MAILTLS_VERIFY_NONE || s->cfg->npins))) {
-			if (!mt_verify_peer(s, &alert)) {
+			if (!mt_verdict_keep(s) && !mt_verify_peer(s, &alert)) {
 				SSL_send_fatal_alert(s->ssl, alert);
 				s->hs_failed = s->errcode;
 				return -1;

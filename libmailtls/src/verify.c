@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/sha.h>
@@ -154,10 +155,35 @@ static int check_names(struct mailtls *s, X509 *leaf)
 	return MAILTLS_E_VERIFY_NAME;
 }
 
+/* The first notAfter of the chain |ctx| built: after it, that chain's
+ * verdict no longer holds (0 when a date cannot be read). */
+static int64_t chain_until(X509_STORE_CTX *ctx)
+{
+	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
+	time_t now = time(NULL);
+	ASN1_TIME *t = ASN1_TIME_set(NULL, now);
+	int64_t until = chain && t ? INT64_MAX : 0;
+	for (size_t i = 0; until && i < sk_X509_num(chain); i++) {
+		int days, secs;
+		int64_t u;
+		if (!ASN1_TIME_diff(&days, &secs, t, X509_get0_notAfter(sk_X509_value(chain, i)))) {
+			until = 0;
+			break;
+		}
+		u = (int64_t)now + (int64_t)days * 86400 + secs;
+		if (u < until)
+			until = u;
+	}
+	ASN1_TIME_free(t);
+	return until;
+}
+
 int mt_check_chain(struct mailtls *s, X509_STORE *anchor, X509 *leaf, STACK_OF(X509) *rest)
 {
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
 	int rc = MAILTLS_E_VERIFY;
+	if (!anchor)
+		mt_ca_load(s->cfg);
 	if (!ctx || !X509_STORE_CTX_init(ctx, anchor ? anchor : SSL_CTX_get_cert_store(s->cfg->ctx), leaf, rest)) {
 		mt_seterr(s, MAILTLS_E_NOMEM, "verify: out of memory");
 		goto out;
@@ -166,6 +192,7 @@ int mt_check_chain(struct mailtls *s, X509_STORE *anchor, X509 *leaf, STACK_OF(X
 	if (anchor)   /* a DANE-TA anchor may be an intermediate */
 		X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_PARTIAL_CHAIN);
 	if (X509_verify_cert(ctx) == 1) {
+		s->verdict_until = chain_until(ctx);
 		rc = s->is_server ? MAILTLS_E_NONE : check_names(s, leaf);
 	} else {
 		int e = X509_STORE_CTX_get_error(ctx);
@@ -237,6 +264,7 @@ int mt_verify_peer(struct mailtls *s, uint8_t *alert)
 	int dane = mt_dane_active(s);
 	int result, optional = s->verify_mode == MAILTLS_VERIFY_OPTIONAL && (dane || cfg->npins == 0);
 	s->verified = 0;
+	s->verdict_until = INT64_MAX;   /* a pin or a failure has no date to pass */
 	if (!chain || sk_CRYPTO_BUFFER_num(chain) == 0) {
 		s->has_peer_cert = 0;
 		result = MAILTLS_E_VERIFY_NOCERT;
@@ -281,6 +309,8 @@ done:
 	if (s->verified || optional) {
 		if (!s->verified)
 			mt_clearerr(s);   /* recorded in verify_result, not an error */
+		if (!s->is_server)
+			mt_verdict_record(s);
 		return 1;
 	}
 	*alert = alert_for(result);
