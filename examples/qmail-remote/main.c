@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "qmail-remote.h"
+#include "sts.h"
 
 static struct ip ips[MAX_IPS];
 static int flagalias = 1;   /* every recipient's domain was a CNAME so far */
@@ -132,17 +133,23 @@ int main(int argc, char **argv)
 	if (i >= n)
 		perm_ambigmx();
 
-	for (i = 0; i < n; i++) {
-		int r;
-		if (ips[i].pref >= prefme)
-			continue;
-		r = smtp(&ips[i], port, host, 1);
-		if (r == TRY_PLAIN_LATER)
-			plain_later[nplain++] = i;
-	}
-	/* may: a host whose handshake failed gets the message in plaintext. */
-	for (i = 0; i < nplain; i++)
-		(void)smtp(&ips[plain_later[i]], port, host, 0);
+	if (!flagrelay)
+		sts_begin(host);
+	do {   /* again, once, when an MTA-STS policy that kept the message back has changed */
+		tls_failure[0] = 0;
+		nplain = 0;
+		for (i = 0; i < n; i++) {
+			int r;
+			if (ips[i].pref >= prefme)
+				continue;
+			r = smtp(&ips[i], port, host, 1);
+			if (r == TRY_PLAIN_LATER)
+				plain_later[nplain++] = i;
+		}
+		/* may: a host whose handshake failed gets the message in plaintext. */
+		for (i = 0; i < nplain; i++)
+			(void)smtp(&ips[plain_later[i]], port, host, 0);
+	} while (tls_failure[0] && sts_recheck());
 	if (tls_failure[0]) {
 		out("ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n");
 		note_add("%s", tls_failure);

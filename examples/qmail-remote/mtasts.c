@@ -539,6 +539,12 @@ next:
 int mtasts_fetch(struct mailtls_config *cfg, const char *domain, const struct mtasts_fetch_opts *opts,
     struct mtasts_policy *out, char *err, size_t errlen)
 {
+	return mtasts_fetch_text(cfg, domain, opts, out, NULL, NULL, err, errlen);
+}
+
+int mtasts_fetch_text(struct mailtls_config *cfg, const char *domain, const struct mtasts_fetch_opts *opts,
+    struct mtasts_policy *out, char *text, size_t *text_len, char *err, size_t errlen)
+{
 	static const struct mtasts_fetch_opts defaults = { NULL, 0, 0 };
 	const size_t bufmax = MTASTS_HTTP_HEAD_MAX + 2 * MTASTS_POLICY_MAX;
 	char host[300], req[512], dom[254], *buf = NULL, *body = NULL;
@@ -625,6 +631,10 @@ int mtasts_fetch(struct mailtls_config *cfg, const char *domain, const struct mt
 		snprintf(err, errlen, "%s: %s", host, why);
 		goto out;
 	}
+	if (text) {
+		memcpy(text, body, h.body_len);
+		*text_len = h.body_len;
+	}
 	rc = MTASTS_OK;
 out:
 	if (s && mailtls_close_timeout(s, 0) < 0) {
@@ -635,4 +645,110 @@ out:
 	free(buf);
 	free(body);
 	return rc;
+}
+
+/* ---- The policy cache's file ---- */
+
+static const char cache_magic[] = "qmail-remote mtastscache 1\n";
+
+static int id_ok(const char *id, size_t n)
+{
+	if (n < 1 || n > MTASTS_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!is_alpha(id[i]) && !is_digit(id[i]))
+			return 0;
+	return 1;
+}
+
+/* |d| (|n| bytes) is a host name as domain_ok writes it (lowercase, no
+ * final dot, no wildcard). */
+static int key_ok(const char *d, size_t n)
+{
+	char norm[254];
+	return n > 0 && n <= 253 && d[n - 1] != '.' && domain_ok(d, n, 0, norm) && !memcmp(norm, d, n);
+}
+
+size_t mtasts_cache_format(char *out, size_t outlen, const char *domain, const char *id, long long fetched,
+    long long expires, const char *text, size_t len)
+{
+	int h;
+	if (!key_ok(domain, strlen(domain)) || !id_ok(id, strlen(id)) || !len || len > MTASTS_POLICY_MAX ||
+	    fetched <= 0 || expires <= fetched || expires - fetched > MTASTS_MAX_AGE_MAX)
+		return 0;
+	h = snprintf(out, outlen, "%skey %s\nid %s\nfetched %lld\nexpires %lld\nsize %zu\n\n", cache_magic, domain,
+	    id, fetched, expires, len);
+	if (h < 0 || (size_t)h >= outlen || outlen - (size_t)h < len)
+		return 0;
+	memcpy(out + h, text, len);
+	return (size_t)h + len;
+}
+
+/* A line "NAME VALUE\n" at *p: the value, *vlen bytes, NUL-free. */
+static const char *cache_field(const char **p, const char *end, const char *name, size_t *vlen)
+{
+	size_t nl = strlen(name);
+	const char *v, *lf;
+	if ((size_t)(end - *p) < nl + 1 || memcmp(*p, name, nl) || (*p)[nl] != ' ')
+		return NULL;
+	v = *p + nl + 1;
+	lf = memchr(v, '\n', (size_t)(end - v));
+	if (!lf || memchr(v, 0, (size_t)(lf - v)))
+		return NULL;
+	*vlen = (size_t)(lf - v);
+	*p = lf + 1;
+	return v;
+}
+
+/* A decimal without sign or leading zero, 1 to 18 digits. */
+static int cache_decimal(const char *v, size_t n, long long *out)
+{
+	long long x = 0;
+	if (!n || n > 18 || (v[0] == '0' && n > 1))
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (!is_digit(v[i]))
+			return -1;
+		x = x * 10 + (v[i] - '0');
+	}
+	*out = x;
+	return 0;
+}
+
+int mtasts_cache_parse(const char *buf, size_t len, const char *domain, long long now, struct mtasts_cached *out)
+{
+	const char *p = buf, *end = buf + len, *v, *key;
+	size_t vl, kl, ml = sizeof cache_magic - 1;
+	long long size;
+	if (len < ml || memcmp(buf, cache_magic, ml))
+		return -1;
+	p += ml;
+	if (!(key = cache_field(&p, end, "key", &kl)) || !key_ok(key, kl))
+		return -1;
+	if (!(v = cache_field(&p, end, "id", &vl)) || !id_ok(v, vl))
+		return -1;
+	memcpy(out->id, v, vl);
+	out->id[vl] = 0;
+	if (!(v = cache_field(&p, end, "fetched", &vl)) || cache_decimal(v, vl, &out->fetched) < 0 ||
+	    !(v = cache_field(&p, end, "expires", &vl)) || cache_decimal(v, vl, &out->expires) < 0)
+		return -1;
+	if (out->fetched <= 0 || out->expires <= out->fetched || out->expires - out->fetched > MTASTS_MAX_AGE_MAX ||
+	    out->fetched > now || out->expires <= now)
+		return -1;
+	if (!(v = cache_field(&p, end, "size", &vl)) || cache_decimal(v, vl, &size) < 0 || size < 1 ||
+	    size > MTASTS_POLICY_MAX || p == end || *p != '\n')
+		return -1;
+	p++;
+	if ((size_t)(end - p) != (size_t)size)
+		return -1;
+	if (kl != strlen(domain) || memcmp(key, domain, kl))
+		return 1;
+	out->text = p;
+	out->len = (size_t)size;
+	return 0;
+}
+
+int mtasts_domain(const char *name, char out[254])
+{
+	return domain_ok(name, strlen(name), 0, out);
 }

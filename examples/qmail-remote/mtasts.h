@@ -45,6 +45,11 @@ struct mailtls_config;
  * than one, as publishing no policy (RFC 8461 section 3.1). */
 int mtasts_txt_parse(const char *txt, size_t len, char id[MTASTS_ID_MAX + 1]);
 
+/* mtasts_domain writes |name| (any case, a final dot allowed) lowercase
+ * without the final dot into |out|: 1, or 0 when it is not a host name
+ * of letters, digits and inner hyphens (an address literal, say). */
+int mtasts_domain(const char *name, char out[254]);
+
 /* ---- The policy (RFC 8461 section 3.2) ---- */
 
 #define MTASTS_POLICY_MAX 65536      /* bytes: larger policies are refused */
@@ -135,5 +140,46 @@ struct mtasts_fetch_opts {
  * the descriptors it opens are closed again. */
 int mtasts_fetch(struct mailtls_config *cfg, const char *domain, const struct mtasts_fetch_opts *opts,
     struct mtasts_policy *out, char *err, size_t errlen);
+
+/* mtasts_fetch_text is mtasts_fetch that also copies the policy's bytes,
+ * on MTASTS_OK, to |text| (room for MTASTS_POLICY_MAX) and their number
+ * to *text_len (the cache keeps the text; the report quotes it). */
+int mtasts_fetch_text(struct mailtls_config *cfg, const char *domain, const struct mtasts_fetch_opts *opts,
+    struct mtasts_policy *out, char *text, size_t *text_len, char *err, size_t errlen);
+
+/* ---- The policy cache's file (sts.c keeps one file per domain) ----
+ *   "qmail-remote mtastscache 1\n"
+ *   "key " DOMAIN "\n"      the policy domain, lowercase, as mtasts_fetch takes it
+ *   "id " ID "\n"           the TXT record's id the policy was fetched for
+ *   "fetched " DECIMAL "\n" seconds since the epoch, no sign, no leading 0
+ *   "expires " DECIMAL "\n" fetched + max_age
+ *   "size " DECIMAL "\n"    the policy's length
+ *   "\n"
+ *   the policy file's bytes as served, exactly |size| of them. */
+
+#define MTASTS_CACHE_FILE_MAX (MTASTS_POLICY_MAX + 512)
+
+struct mtasts_cached {
+	char id[MTASTS_ID_MAX + 1];
+	long long fetched, expires;
+	const char *text;            /* inside the buffer parsed */
+	size_t len;
+};
+
+/* mtasts_cache_format writes the file into |out| (|outlen| bytes): its
+ * length, or 0 when it does not fit, |domain| is not a lowercase host
+ * name, |id| not 1 to MTASTS_ID_MAX letters and digits, |len| 0 or over
+ * MTASTS_POLICY_MAX, or the times are not 0 < fetched < expires with
+ * expires - fetched at most MTASTS_MAX_AGE_MAX. */
+size_t mtasts_cache_format(char *out, size_t outlen, const char *domain, const char *id, long long fetched,
+    long long expires, const char *text, size_t len);
+
+/* mtasts_cache_parse reads a file's |len| bytes: 0 with |out| filled
+ * (out->text pointing into |buf|) when it is exactly the format above,
+ * for |domain|, fetched no later than |now| and not expired (expires >
+ * now); 1 when it is such a file for another domain (a live entry
+ * sharing the slot); -1 otherwise (damaged or expired: a file to drop).
+ * Whether the text is a policy is mtasts_policy_parse's to say. */
+int mtasts_cache_parse(const char *buf, size_t len, const char *domain, long long now, struct mtasts_cached *out);
 
 #endif

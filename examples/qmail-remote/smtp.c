@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "qmail-remote.h"
+#include "sts.h"
+#include "tlsrpt.h"
 
 char *sender;
 char **recips;
@@ -84,6 +86,12 @@ int smtp(const struct ip *ip, unsigned port, const char *domain, int tls_allowed
 	if (!c)
 		temp_nomem();
 	c->timeout = ctl.timeoutremote;
+	policy_for(domain, ip->name, &p);
+	/* after DANE: a level DANE set is not "may", and MTA-STS leaves it alone */
+	if (sts_mx(domain, ip, &p) < 0) {
+		free(c);
+		return TRY_NEXT;
+	}
 	if (tcpto_skip(ip)) {
 		free(c);
 		return TRY_NEXT;
@@ -96,7 +104,7 @@ int smtp(const struct ip *ip, unsigned port, const char *domain, int tls_allowed
 	}
 	tcpto_err(ip, 0);
 	ip_fmt(ip, partner, sizeof partner);
-	policy_for(domain, ip->name, &p);
+	tlsrpt_local(c->fd);
 	if (!tls_allowed && p.level == POL_MAY) {
 		p.level = POL_NONE;
 		note_add("TLS: handshake with %s [%s] failed before (%s); sent in plaintext", ip->name, partner,
@@ -108,6 +116,7 @@ int smtp(const struct ip *ip, unsigned port, const char *domain, int tls_allowed
 		smtp_greet(c);
 	} else {
 		int r = tls_start(c, ip, port, &p, domain);
+		sts_session(ip, partner, &p, r ? NULL : c->tls, r);
 		if (r) {
 			free(c);
 			return r;

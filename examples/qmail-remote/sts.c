@@ -1,0 +1,414 @@
+/* sts.c -- MTA-STS in qmail-remote's delivery; see sts.h.
+ * ISC license: see LICENSE. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cachefile.h"
+#include "mtasts.h"
+#include "sts.h"
+#include "tlsrpt.h"
+
+#define STS_CACHE_DIR "queue/mtastscache"
+#define SWEEP_EVERY 300      /* seconds between two sweeps of the directory */
+#define TEMP_STALE 600       /* a temporary file this old was left by a crash */
+#define TXT_MAX 16
+
+static int enabled = -1;     /* control/tlsmtasts: -1 not read yet */
+static int have;             /* a policy applies to this delivery */
+static int refused;          /* MX hosts an enforce policy kept the message from */
+static char dom[254];        /* the policy domain ("" none) */
+static char txt_id[MTASTS_ID_MAX + 1];
+static struct mtasts_policy pol;
+static char text[MTASTS_POLICY_MAX + 1];
+static size_t text_len;
+static char filebuf[MTASTS_CACHE_FILE_MAX];
+
+static int sts_enabled(void)
+{
+	char *t;
+	size_t len;
+	int r;
+	if (enabled >= 0)
+		return enabled;
+	r = control_readfile("control/tlsmtasts", &t, &len);
+	if (r < 0)
+		temp_control();
+	enabled = 0;
+	if (r == 0)
+		return 0;
+	control_split(t, len);
+	if (!strcmp(t, "1"))
+		enabled = 1;
+	else if (strcmp(t, "0") && *t)
+		temp_control_line("control/tlsmtasts", 1);
+	free(t);
+	return enabled;
+}
+
+/* ------------------------------------------------------------------ the cache */
+
+static int cache_dfd = -2;   /* -2: not looked at yet; -1: no usable cache */
+
+static int cache_dir(void)
+{
+	struct stat st;
+	int fd;
+	if (cache_dfd != -2)
+		return cache_dfd;
+	cache_dfd = -1;
+	fd = open(STS_CACHE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	/* a policy others could replace would let them lift its enforcement */
+	if (fstat(fd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 077)) {
+		close(fd);
+		return -1;
+	}
+	cache_dfd = fd;
+	return cache_dfd;
+}
+
+/* The cached policy of |dom| into pol/text and |c|: 1, or 0 (a miss;
+ * a damaged or expired file is removed). */
+static int cache_load(struct mtasts_cached *c)
+{
+	struct mtasts_policy p;
+	const char *why;
+	struct stat st;
+	char slot[5];
+	size_t len = 0;
+	int fd, r;
+	if (cache_dir() < 0)
+		return 0;
+	cache_slot(dom, slot);
+	fd = openat(cache_dfd, slot, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) ||
+	    st.st_size <= 0 || st.st_size > (off_t)sizeof filebuf) {
+		close(fd);
+		return 0;
+	}
+	while (len < (size_t)st.st_size) {
+		ssize_t k = read(fd, filebuf + len, (size_t)st.st_size - len);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		len += (size_t)k;
+	}
+	close(fd);
+	r = mtasts_cache_parse(filebuf, len, dom, (long long)time(NULL), c);
+	if (r == 0 && mtasts_policy_parse(c->text, c->len, &p, &why) < 0)
+		r = -1;
+	if (r < 0)
+		(void)unlinkat(cache_dfd, slot, 0);
+	if (r)
+		return 0;
+	pol = p;
+	memcpy(text, c->text, c->len);
+	text[c->len] = 0;
+	text_len = c->len;
+	return 1;
+}
+
+/* Expired entries and crashed writers' leftovers go, at most once in
+ * SWEEP_EVERY seconds (the mtime of "sweep" says when; an entry's mtime is
+ * its expiry). */
+static void cache_sweep(time_t now)
+{
+	struct stat st;
+	struct dirent *e;
+	DIR *d;
+	int fd;
+	if (fstatat(cache_dfd, "sweep", &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_mtime > now - SWEEP_EVERY &&
+	    st.st_mtime <= now)
+		return;
+	fd = openat(cache_dfd, "sweep", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	(void)futimens(fd, NULL);
+	close(fd);
+	fd = dup(cache_dfd);
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	rewinddir(d);
+	while ((e = readdir(d))) {
+		int slot = e->d_name[0] == 's' && strlen(e->d_name) == 4 && strcmp(e->d_name, "sweep");
+		int temp = e->d_name[0] == 't';
+		if (!slot && !temp)
+			continue;
+		if (fstatat(cache_dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_uid != geteuid())
+			continue;
+		if ((slot && st.st_mtime <= now) || (temp && st.st_mtime < now - TEMP_STALE))
+			(void)unlinkat(cache_dfd, e->d_name, 0);
+	}
+	closedir(d);
+}
+
+/* The policy in pol/text, fetched now for txt_id, written to the cache. */
+static void cache_store(void)
+{
+	time_t now = time(NULL);
+	long long expires = (long long)now + (long long)pol.max_age;
+	struct timespec ts[2];
+	char slot[5], tmp[32];
+	size_t len, off = 0;
+	int fd, ok;
+	if (cache_dir() < 0)
+		return;
+	len = mtasts_cache_format(filebuf, sizeof filebuf, dom, txt_id, (long long)now, expires, text, text_len);
+	if (!len)
+		return;   /* max_age 0: used once, never kept */
+	cache_slot(dom, slot);
+	snprintf(tmp, sizeof tmp, "t%ld", (long)getpid());
+	fd = openat(cache_dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST && unlinkat(cache_dfd, tmp, 0) == 0)   /* a crashed writer's, same pid */
+		fd = openat(cache_dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	while (off < len) {
+		ssize_t w = write(fd, filebuf + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	ts[0].tv_sec = ts[1].tv_sec = (time_t)expires;
+	ts[0].tv_nsec = ts[1].tv_nsec = 0;
+	ok = off == len && futimens(fd, ts) == 0;
+	if (close(fd) < 0)
+		ok = 0;
+	if (!ok || renameat(cache_dfd, tmp, cache_dfd, slot) < 0)
+		(void)unlinkat(cache_dfd, tmp, 0);
+	cache_sweep(now);
+}
+
+/* ------------------------------------------------------------------ lookup */
+
+/* The id of the one STS record at _mta-sts.<dom> into txt_id: 1; 0 when
+ * there is none, more than one, or the lookup failed. */
+static int txt_lookup(void)
+{
+	char name[300], *recs[TXT_MAX], id[MTASTS_ID_MAX + 1];
+	size_t lens[TXT_MAX];
+	int n, i, found = 0;
+	snprintf(name, sizeof name, "_mta-sts.%s", dom);
+	n = dns_txt(name, recs, lens, TXT_MAX);
+	for (i = 0; i < n; i++) {
+		if (mtasts_txt_parse(recs[i], lens[i], id) == 1 && found++ == 0)
+			memcpy(txt_id, id, sizeof id);
+		free(recs[i]);
+	}
+	return found == 1;
+}
+
+static const char *fetch_type(int rc)
+{
+	return rc == MTASTS_WEBPKI_INVALID ? "sts-webpki-invalid" :
+	    rc == MTASTS_POLICY_INVALID ? "sts-policy-invalid" : "sts-policy-fetch-error";
+}
+
+/* A fresh policy for txt_id into pol/text: 1, or 0 with the failure
+ * recorded as an event. */
+static int fetch(void)
+{
+	struct mtasts_fetch_opts o = { NULL, 0, ctl.timeoutremote < 60 ? ctl.timeoutremote : 60 };
+	struct mailtls_config *cfg = mailtls_config_new();
+	const char *ca = ctl.tlscafile ? ctl.tlscafile : QMAIL_REMOTE_CAFILE;
+	struct mtasts_policy p;
+	char err[512], host[300];
+	int rc;
+	if (!cfg)
+		temp_nomem();
+	snprintf(host, sizeof host, "mta-sts.%s", dom);
+	if (mailtls_config_set_ca(cfg, ca, NULL) < 0) {
+		snprintf(err, sizeof err, "%s", mailtls_config_error(cfg));
+		rc = MTASTS_FETCH_ERROR;
+	} else {
+		rc = mtasts_fetch_text(cfg, dom, &o, &p, text, &text_len, err, sizeof err);
+	}
+	mailtls_config_free(cfg);
+	if (rc != MTASTS_OK) {
+		tlsrpt_event(TLSRPT_POLICY_STS, dom, dom, host, "", fetch_type(rc), err);
+		note_add("MTA-STS: the policy of %s could not be fetched: %s", dom, err);
+		return 0;
+	}
+	text[text_len] = 0;
+	pol = p;
+	return 1;
+}
+
+/* The policy of dom, looked up again (|force|: fetched whatever the cache
+ * says): 1 when one applies. */
+static int lookup(int force)
+{
+	struct mtasts_cached c;
+	int cached = cache_load(&c);
+	if (!txt_lookup())
+		return cached;   /* no record, or DNS failed: a cached policy still holds */
+	if (cached && !force && !strcmp(c.id, txt_id))
+		return 1;
+	if (fetch()) {
+		cache_store();
+		return 1;
+	}
+	return cached ? cache_load(&c) : 0;   /* the cached policy again (fetch wrote over pol) */
+}
+
+void sts_begin(const char *domain)
+{
+	have = 0;
+	if (!mtasts_domain(domain, dom))
+		dom[0] = 0;
+	else if (sts_enabled())
+		have = lookup(0);
+}
+
+/* The policy's text as the report's policy-string: its lines, LF between
+ * (NULL when too long for an event line). */
+static const char *policy_string(void)
+{
+	static char ps[TLSRPT_POLICY_MAX + 1];
+	size_t i, o = 0;
+	for (i = 0; i < text_len; i++) {
+		if (text[i] == '\r')
+			continue;
+		if (o == TLSRPT_POLICY_MAX)
+			return NULL;
+		ps[o++] = text[i];
+	}
+	while (o && ps[o - 1] == '\n')
+		o--;
+	ps[o] = 0;
+	return ps;
+}
+
+/* The local policy came from the defaults (tls.c's p->source words). */
+static int from_defaults(const struct policy *p)
+{
+	return p->level == POL_MAY && (!strcmp(p->source, "default") || !strcmp(p->source, "tlspolicy default"));
+}
+
+int sts_mx(const char *domain, const struct ip *ip, struct policy *p)
+{
+	char addr[64];
+	(void)domain;
+	if (!have || pol.mode == MTASTS_MODE_NONE || !from_defaults(p))
+		return 0;
+	if (!mtasts_mx_match(&pol, ip->name)) {
+		ip_fmt(ip, addr, sizeof addr);
+		tlsrpt_local(-1);   /* no connection was made */
+		tlsrpt_event_policy(TLSRPT_POLICY_STS, dom, dom, ip->name, addr, "validation-failure",
+		    "the MX host matches no mx pattern of the policy", policy_string());
+		if (pol.mode == MTASTS_MODE_TESTING) {
+			note_add("MTA-STS (testing): MX host %s does not match the policy of %s", ip->name, dom);
+			return 0;
+		}
+		snprintf(tls_failure, sizeof tls_failure, "MTA-STS: MX host %s does not match the policy of %s",
+		    ip->name, dom);
+		refused++;
+		return -1;
+	}
+	if (pol.mode == MTASTS_MODE_ENFORCE) {
+		p->level = POL_VERIFY;
+		p->cafile[0] = 0;
+		snprintf(p->source, sizeof p->source, "MTA-STS policy of %s (enforce)", dom);
+	}
+	return 0;
+}
+
+const char *sts_failure_type(const char *failure)
+{
+	static const struct { const char *code, *type; } map[] = {
+		{ "(verify-name)", "certificate-host-mismatch" },
+		{ "(verify-expired)", "certificate-expired" },
+		{ "(verify-untrusted)", "certificate-not-trusted" },
+		{ "(verify-selfsigned)", "certificate-not-trusted" },
+		{ "(verify-nocert)", "certificate-not-trusted" },
+	};
+	size_t n = strlen(failure);
+	if (strstr(failure, "did not offer STARTTLS") || strstr(failure, "refused STARTTLS"))
+		return "starttls-not-supported";
+	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+		size_t k = strlen(map[i].code);
+		if (n >= k && !strcmp(failure + n - k, map[i].code))
+			return map[i].type;
+	}
+	return "validation-failure";
+}
+
+/* The result type of a may-level session in testing mode: was the peer
+ * verified against the MX host name, as enforce would require? */
+static const char *testing_type(struct mailtls *tls)
+{
+	if (!tls)
+		return "starttls-not-supported";
+	if (mailtls_peer_verified(tls))
+		return "success";
+	switch (mailtls_peer_verify_result(tls)) {
+	case MAILTLS_E_VERIFY_NAME:
+		return "certificate-host-mismatch";
+	case MAILTLS_E_VERIFY_EXPIRED:
+		return "certificate-expired";
+	case MAILTLS_E_VERIFY_UNTRUSTED:
+	case MAILTLS_E_VERIFY_SELFSIGNED:
+	case MAILTLS_E_VERIFY_NOCERT:
+		return "certificate-not-trusted";
+	default:
+		return "validation-failure";
+	}
+}
+
+void sts_session(const struct ip *ip, const char *addr, const struct policy *p, struct mailtls *tls, int r)
+{
+	const char *result, *detail = r ? tls_failure : NULL;
+	int under = have && pol.mode != MTASTS_MODE_NONE && mtasts_mx_match(&pol, ip->name);
+	if (under && pol.mode == MTASTS_MODE_ENFORCE && p->level == POL_VERIFY && !strncmp(p->source, "MTA-STS", 7)) {
+		result = r ? sts_failure_type(tls_failure) : "success";
+		if (r) {
+			char why[sizeof tls_failure];
+			snprintf(why, sizeof why, "%s", tls_failure);
+			snprintf(tls_failure, sizeof tls_failure, "MTA-STS (enforce, policy of %.253s): %.700s", dom, why);
+			refused++;
+		}
+	} else if (under && pol.mode == MTASTS_MODE_TESTING && p->level == POL_MAY && from_defaults(p)) {
+		result = r ? sts_failure_type(tls_failure) : testing_type(tls);
+		if (strcmp(result, "success"))
+			note_add("MTA-STS (testing): %s [%s] would have failed the policy of %s (%s)", ip->name, addr,
+			    dom, result);
+	} else if (!have && dom[0] && (p->level == POL_MAY || p->level == POL_ENCRYPT)) {
+		result = r ? sts_failure_type(tls_failure) : tls ? "success" : "starttls-not-supported";
+		tlsrpt_event(TLSRPT_POLICY_NONE, dom, dom, ip->name, addr, result, detail);
+		return;
+	} else {
+		return;
+	}
+	tlsrpt_event_policy(TLSRPT_POLICY_STS, dom, dom, ip->name, addr, result, detail, policy_string());
+}
+
+int sts_recheck(void)
+{
+	static int done;
+	char old[sizeof text];
+	size_t old_len = text_len;
+	int was = have;
+	if (done || !have || pol.mode != MTASTS_MODE_ENFORCE || !refused)
+		return 0;
+	done = 1;
+	memcpy(old, text, text_len + 1);
+	have = lookup(1);
+	refused = 0;
+	return have != was || text_len != old_len || memcmp(old, text, text_len);
+}

@@ -1,0 +1,421 @@
+"""qmail-remote's MTA-STS (RFC 8461) and its TLS-RPT events, end to end.
+
+Each scenario runs in private mount and network namespaces (`unshare -mn`, as
+root), as test_qmail_remote_dns.py does: dnsmasq on 127.0.0.1:53 with the zone
+below, the policy served over HTTPS by Python's http.server on
+mta-sts.sts.test (127.0.0.10:443) with certificates of a trustme CA, and a
+scripted SMTP server with STARTTLS on mx.sts.test (127.0.0.2:25) whose
+certificate comes from the same CA.  qmail-remote trusts that CA through
+control/tlscafile, for the MX hosts and the policy fetch alike.
+
+A scenario is a list of steps; each step sets the TXT records, the policy
+served and the certificates, runs qmail-remote once, and records the report,
+what the SMTP server saw, the HTTP requests, the policy cache and the day's
+TLS-RPT event log.  This file is both the pytest module and, run as a program
+inside the namespaces, the scenario runner (it prints one JSON object).
+
+The zone: sts.test MX 10 mx.sts.test (127.0.0.2); mta-sts.sts.test 127.0.0.10;
+_mta-sts.sts.test TXT as each step says; the rest of .test answered locally.
+"""
+import datetime
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from conftest import RUN_TIMEOUT, must_have  # noqa: E402
+
+DOMAIN = "sts.test"
+MX = "mx.sts.test"
+ZONE = [
+    f"--mx-host={DOMAIN},{MX},10", f"--host-record={MX},127.0.0.2",
+    f"--host-record=mta-sts.{DOMAIN},127.0.0.10",
+    "--local=/test/",
+]
+
+
+def policy(mode="enforce", mx=(MX,), max_age=86400):
+    lines = ["version: STSv1", f"mode: {mode}", *[f"mx: {m}" for m in mx], f"max_age: {max_age}"]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+ENFORCE_MATCH = policy()
+ENFORCE_OTHER = policy(mx=("*.other.test",))
+TESTING_OTHER = policy(mode="testing", mx=("*.other.test",))
+# valid lines, but more than 64 KiB of them
+TOO_LARGE = ENFORCE_OTHER + b"".join(b"ext%d: %s\r\n" % (i, b"a" * 900) for i in range(80))
+
+
+def step(txt=("v=STSv1; id=1",), body=ENFORCE_MATCH, policy_cert="good", mx_cert="good", damage_cache=False):
+    return {"txt": list(txt), "body": body.decode("latin-1"), "policy_cert": policy_cert, "mx_cert": mx_cert,
+            "damage_cache": damage_cache}
+
+
+SCENARIOS = {
+    "enforce_match": [step()],
+    "enforce_mismatch": [step(body=ENFORCE_OTHER)],
+    "enforce_mx_wrong_name": [step(mx_cert="wrongname")],
+    "testing_mismatch": [step(body=TESTING_OTHER)],
+    "policy_cert_expired": [step(body=ENFORCE_OTHER, policy_cert="expired")],
+    "policy_cert_wrong_name": [step(body=ENFORCE_OTHER, policy_cert="wrongname")],
+    "policy_too_large": [step(body=TOO_LARGE)],
+    "no_record": [step(txt=(), body=ENFORCE_OTHER)],
+    "two_records": [step(txt=("v=STSv1; id=1", "v=STSv1; id=2"), body=ENFORCE_OTHER)],
+    # cached for id 1; the policy served changes, the id does not: the cache holds; then the id changes
+    "id_change": [step(), step(body=ENFORCE_OTHER), step(txt=("v=STSv1; id=2",), body=ENFORCE_OTHER)],
+    "damaged_cache": [step(), step(damage_cache=True)],
+    # the cached policy refuses the MX; RFC 8461 5.1: fetched again before deferring
+    "recheck": [step(body=ENFORCE_OTHER), step(body=ENFORCE_MATCH)],
+}
+
+
+# --------------------------------------------------------------------------- inside the namespaces
+
+def make_pki(work):
+    import trustme
+    ca = trustme.CA()
+    (work / "ca.pem").write_bytes(ca.cert_pem.bytes())
+    past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=2)
+    certs = {
+        "mx-good": ca.issue_cert(MX),
+        "mx-wrongname": ca.issue_cert("mx.elsewhere.test"),
+        "policy-good": ca.issue_cert(f"mta-sts.{DOMAIN}"),
+        "policy-wrongname": ca.issue_cert("mta-sts.elsewhere.test"),
+        "policy-expired": ca.issue_cert(f"mta-sts.{DOMAIN}", not_after=past.replace(tzinfo=None)),
+    }
+    for name, c in certs.items():
+        c.private_key_pem.write_to_path(str(work / f"{name}.key"))
+        c.cert_chain_pems[0].write_to_path(str(work / f"{name}.pem"))
+
+
+class Policy:
+    """https://mta-sts.sts.test/ serving one body as text/plain; the paths asked for recorded."""
+
+    def __init__(self, work, body, cert):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        self.requests = []
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.requests.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(work / f"policy-{cert}.pem", work / f"policy-{cert}.key")
+        self.httpd = ThreadingHTTPServer(("127.0.0.10", 443), H)
+        self.httpd.handle_error = lambda *a: None     # refused handshakes are part of some scenarios
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.t = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.t.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def start_dns(work, txt):
+    log = open(work / "dnsmasq.log", "ab")
+    recs = [f"--txt-record=_mta-sts.{DOMAIN},{t}" for t in txt]
+    dns = subprocess.Popen(["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+                            "--listen-address=127.0.0.1", "--bind-interfaces", "--port=53", "--pid-file=",
+                            "--log-queries", "--log-facility=-", "--user=root", *ZONE, *recs],
+                           stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while dns.poll() is None and time.monotonic() < deadline and \
+            subprocess.run(["ss", "-Hlnu", "sport = :53"], capture_output=True, text=True).stdout == "":
+        time.sleep(0.05)
+    return dns, log
+
+
+def stop(p):
+    p.terminate()
+    try:
+        p.wait(5)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(5)
+
+
+def tls_ok(cert):
+    def handler(s):
+        s.send("220 mx ESMTP\r\n")
+        s.expect("EHLO", "250-mx\r\n250 STARTTLS\r\n")
+        s.expect("STARTTLS", "220 go\r\n")
+        s.starttls(cert)
+        s.expect("EHLO", "250 mx\r\n")
+        from test_qmail_remote import mail_tail
+        mail_tail(s)
+    return handler
+
+
+def inside(name, workdir, prog):
+    import socket
+
+    from test_qmail_remote_dns import start_server
+    from test_qmail_remote import Server
+    work = Path(workdir)
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=RUN_TIMEOUT)
+    resolv = work / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\noptions timeout:2 attempts:2\n")
+    subprocess.run(["mount", "--bind", str(resolv), "/etc/resolv.conf"], check=True, timeout=RUN_TIMEOUT)
+    make_pki(work)
+    qhome = work / "qmail"
+    ctl = qhome / "control"
+    ctl.mkdir(parents=True)
+    (ctl / "me").write_text("client.test.example\n")
+    (ctl / "timeoutconnect").write_text("5\n")
+    (ctl / "timeoutremote").write_text("10\n")
+    (ctl / "tlscafile").write_text(f"{work / 'ca.pem'}\n")
+    (ctl / "tlsmtasts").write_text("1\n")
+    (ctl / "dnssecanchor").write_text("")          # a test zone without DNSSEC: validation off
+    for d in ("mtastscache", "tlsrpt"):
+        (qhome / "queue" / d).mkdir(parents=True, mode=0o700)
+    cache = qhome / "queue" / "mtastscache"
+    steps, seen = [], 0
+    for st in SCENARIOS[name]:
+        if st["damage_cache"]:
+            for f in cache.iterdir():
+                if f.name.startswith("s") and f.name != "sweep":
+                    f.write_bytes(b"qmail-remote mtastscache 1\nkey garbage\n\x00\xff")
+        dns, log = start_dns(work, st["txt"])
+        pol = Policy(work, st["body"].encode("latin-1"), st["policy_cert"])
+        srv = start_server(Server, tls_ok(f"mx-{st['mx_cert']}"), "127.0.0.2")
+        srv.pki = work
+        r = {}
+        try:
+            p = subprocess.run([prog, DOMAIN, "s@client.test", f"u@{DOMAIN}"], input=b"Subject: x\n\nbody\n",
+                               capture_output=True, env={"QMAILHOME": str(qhome), "PATH": os.environ["PATH"]},
+                               timeout=RUN_TIMEOUT * 2)
+            r["rc"], r["stderr"], r["report"] = p.returncode, p.stderr.decode("latin-1"), p.stdout.decode("latin-1")
+            if not srv.lines:
+                try:
+                    socket.create_connection(("127.0.0.2", 25), timeout=2).close()
+                except OSError:
+                    pass
+            srv.t.join(RUN_TIMEOUT)
+            r["smtp"], r["smtp_tls"] = srv.lines, srv.tls
+            r["http"] = list(pol.requests)
+        finally:
+            pol.stop()
+            stop(dns)
+            log.close()
+        r["cache"] = {f.name: {"mode": f.stat().st_mode & 0o777, "data": f.read_bytes().decode("latin-1")}
+                      for f in cache.iterdir() if f.name.startswith("s") and f.name != "sweep"}
+        logs = sorted((qhome / "queue" / "tlsrpt").iterdir())
+        lines = [ln for f in logs for ln in f.read_text("latin-1").splitlines()]
+        r["events"], seen = lines[seen:], len(lines)      # this step's
+        r["event_modes"] = [f.stat().st_mode & 0o777 for f in logs]
+        r["event_files"] = [f.name for f in logs]
+        steps.append(r)
+    print(json.dumps({"steps": steps, "dnsmasq": (work / "dnsmasq.log").read_text("latin-1")}))
+
+
+# --------------------------------------------------------------------------- the tests
+
+def prog():
+    p = os.environ.get("MAILTLS_QMAIL_REMOTE")
+    if not p or not os.access(p, os.X_OK):
+        pytest.fail(f"MAILTLS_QMAIL_REMOTE={p!r} is not executable; run through ctest")
+    return str(Path(p).resolve())
+
+
+def scenario(name):
+    must_have(os.geteuid() == 0, "private namespaces (unshare -mn) need root")
+    for b in ("unshare", "ip", "ss", "mount"):
+        must_have(shutil.which(b), f"{b} is not installed")
+    must_have(shutil.which("dnsmasq") or os.access("/usr/sbin/dnsmasq", os.X_OK),
+              "dnsmasq is not installed (Debian's dnsmasq-base)")
+    try:
+        import trustme  # noqa: F401
+    except ImportError:
+        must_have(False, "python3-trustme is not installed")
+    work = tempfile.mkdtemp(prefix="qmr-sts.")
+    try:
+        env = dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+        p = subprocess.run(["unshare", "-mn", "/usr/bin/python3", __file__, name, work, prog()],
+                           capture_output=True, env=env, timeout=RUN_TIMEOUT * 6)
+        assert p.returncode == 0, p.stderr.decode("latin-1")
+        out = json.loads(p.stdout.decode().strip().splitlines()[-1])
+        for r in out["steps"]:
+            assert r["rc"] == 0 and r["stderr"] == "", r
+        return out["steps"]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def unescape(f):
+    out, i = bytearray(), 0
+    while i < len(f):
+        if f[i] == "%":
+            out.append(int(f[i + 1:i + 3], 16))
+            i += 3
+        else:
+            out.append(ord(f[i]))
+            i += 1
+    return out.decode("latin-1")
+
+
+def events(r):
+    """The step's event lines, split and unescaped (tlsrpt.h's format)."""
+    out = []
+    for ln in r["events"]:
+        f = ln.split("\t")
+        assert len(f) == 11 and f[0] == "tlsrpt1" and f[1].isdigit(), ln
+        names = ("policy_type", "policy_domain", "domain", "mx_host", "addr", "sending_ip", "result", "detail",
+                 "policy")
+        out.append(dict(zip(names, (unescape(x) for x in f[2:]))))
+    return out
+
+
+def delivered(r, tls=True):
+    assert r["report"].startswith("r\0K127.0.0.2 accepted message.\nRemote host said: 250 ok\n"), r
+    assert r["report"].endswith("\0"), r
+    assert "RCPT TO:<u@sts.test>" in r["smtp"] and r["smtp_tls"] == tls, r
+
+
+def deferred(r):
+    assert r["report"].startswith("ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n"), r
+    assert r["report"].endswith("\0") and "RCPT TO:<u@sts.test>" not in r["smtp"], r
+
+
+def cached_ok(r):
+    assert len(r["cache"]) == 1, r["cache"]
+    (c,) = r["cache"].values()
+    assert c["mode"] == 0o600 and c["data"].startswith("qmail-remote mtastscache 1\nkey sts.test\nid "), c
+    return c["data"]
+
+
+def test_enforce_matching_mx_delivers_verified():
+    (r,) = scenario("enforce_match")
+    delivered(r)
+    assert "Verified peer mx.sts.test" in r["report"], r
+    assert r["http"] == ["/.well-known/mta-sts.txt"]
+    assert "\nid 1\n" in cached_ok(r) and cached_ok(r).endswith(ENFORCE_MATCH.decode())
+    (e,) = events(r)
+    assert (e["policy_type"], e["policy_domain"], e["mx_host"], e["addr"], e["result"]) == \
+        ("sts", DOMAIN, MX, "127.0.0.2", "success"), e
+    assert e["sending_ip"].startswith("127."), e
+    assert e["policy"] == ENFORCE_MATCH.decode().replace("\r", "").strip(), e
+    assert r["event_modes"] == [0o600] and r["event_files"] == [time.strftime("%Y-%m-%d", time.gmtime())]
+
+
+def test_enforce_mismatching_mx_is_skipped_and_rechecked():
+    (r,) = scenario("enforce_mismatch")
+    deferred(r)
+    assert "MTA-STS: MX host mx.sts.test does not match the policy of sts.test" in r["report"], r
+    assert r["smtp"] == [], r                      # never connected
+    # fetched, then fetched again before deferring (RFC 8461 section 5.1)
+    assert r["http"] == ["/.well-known/mta-sts.txt"] * 2, r
+    ev = events(r)
+    # the same policy again: the MX host is not tried a second time
+    assert [(e["policy_type"], e["result"], e["mx_host"], e["sending_ip"]) for e in ev] == \
+        [("sts", "validation-failure", MX, "")], ev
+
+
+def test_enforce_mx_certificate_for_another_name_is_refused():
+    (r,) = scenario("enforce_mx_wrong_name")
+    deferred(r)
+    assert "MTA-STS (enforce, policy of sts.test): TLS certificate verification failed with mx.sts.test" \
+        in r["report"], r
+    assert [e["result"] for e in events(r)] == ["certificate-host-mismatch"], r
+    assert len(r["http"]) == 2, r                  # the re-check before deferring
+
+
+def test_testing_mode_delivers_and_records():
+    (r,) = scenario("testing_mismatch")
+    delivered(r)
+    assert "MTA-STS (testing): MX host mx.sts.test does not match the policy of sts.test" in r["report"], r
+    (e,) = events(r)
+    assert (e["policy_type"], e["result"]) == ("sts", "validation-failure"), e
+    assert "mode: testing" in e["policy"]
+
+
+def fetch_failed(r, result):
+    delivered(r)                                   # as without a policy: the enforce policy is not used
+    assert r["cache"] == {}, r
+    ev = events(r)
+    assert (ev[0]["policy_type"], ev[0]["mx_host"], ev[0]["result"]) == ("sts", "mta-sts.sts.test", result), ev
+    assert [(e["policy_type"], e["result"]) for e in ev[1:]] == [("no-policy-found", "success")], ev
+    assert "MTA-STS: the policy of sts.test could not be fetched" in r["report"], r
+
+
+def test_policy_certificate_expired():
+    (r,) = scenario("policy_cert_expired")
+    assert r["http"] == [], r
+    fetch_failed(r, "sts-webpki-invalid")
+
+
+def test_policy_certificate_for_another_name():
+    (r,) = scenario("policy_cert_wrong_name")
+    assert r["http"] == [], r
+    fetch_failed(r, "sts-webpki-invalid")
+
+
+def test_policy_too_large():
+    (r,) = scenario("policy_too_large")
+    assert r["http"] == ["/.well-known/mta-sts.txt"], r
+    fetch_failed(r, "sts-policy-invalid")
+
+
+def test_no_record_no_policy():
+    (r,) = scenario("no_record")
+    delivered(r)
+    assert r["http"] == [] and r["cache"] == {}, r
+    assert [(e["policy_type"], e["result"]) for e in events(r)] == [("no-policy-found", "success")]
+
+
+def test_two_records_no_policy():
+    (r,) = scenario("two_records")
+    delivered(r)
+    assert r["http"] == [] and r["cache"] == {}, r
+
+
+def test_id_change_refetches():
+    r1, r2, r3 = scenario("id_change")
+    delivered(r1)
+    assert len(r1["http"]) == 1
+    delivered(r2)                                  # the cached policy, same id: no fetch
+    assert r2["http"] == [] and cached_ok(r2) == cached_ok(r1), r2
+    deferred(r3)                                   # id 2: fetched, the new policy refuses the MX
+    assert len(r3["http"]) >= 1 and "\nid 2\n" in cached_ok(r3), r3
+    assert "does not match the policy of sts.test" in r3["report"]
+
+
+def test_damaged_cache_is_ignored_and_replaced():
+    r1, r2 = scenario("damaged_cache")
+    delivered(r1)
+    delivered(r2)
+    assert r2["http"] == ["/.well-known/mta-sts.txt"], r2      # the damaged file was a miss
+    assert cached_ok(r2).endswith(ENFORCE_MATCH.decode())
+
+
+def test_recheck_before_deferring_finds_the_new_policy():
+    r1, r2 = scenario("recheck")
+    deferred(r1)
+    delivered(r2)                                  # the cache said no; the re-fetch says yes
+    assert r2["http"] == ["/.well-known/mta-sts.txt"], r2
+    assert cached_ok(r2).endswith(ENFORCE_MATCH.decode())
+    assert [e["result"] for e in events(r2)][-1] == "success"
+
+
+if __name__ == "__main__":
+    inside(*sys.argv[1:4])
