@@ -417,5 +417,31 @@ def test_recheck_before_deferring_finds_the_new_policy():
     assert [e["result"] for e in events(r2)][-1] == "success"
 
 
+
+def test_events_make_an_rfc8460_report(tmp_path):
+    """qmail-remote's own event lines, through tlsrpt-report: one policy entry per policy text met."""
+    agg = os.environ.get("MAILTLS_TLSRPT_REPORT")
+    if not agg or not os.access(agg, os.X_OK):
+        pytest.fail(f"MAILTLS_TLSRPT_REPORT={agg!r} is not executable; run through ctest")
+    r1, r2 = scenario("recheck")
+    day = r2["event_files"][-1]
+    (tmp_path / day).write_text("".join(ln + "\n" for ln in r1["events"] + r2["events"]), "latin-1")
+    p = subprocess.run([agg, "-o", "Test", "-c", "tlsrpt@client.test", "-d", day, "-l", str(tmp_path), "-w",
+                        str(tmp_path)], capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert p.returncode == 0 and p.stderr == "", p
+    (f,) = tmp_path.glob("client.test!sts.test!*.json")
+    rep = json.loads(f.read_text())
+    pols = {tuple(x["policy"]["mx-host"]): x for x in rep["policies"]}
+    assert set(pols) == {("*.other.test",), (MX,)}, rep
+    other, match = pols[("*.other.test",)], pols[(MX,)]
+    assert other["policy"]["policy-string"] == ["version: STSv1", "mode: enforce", "mx: *.other.test",
+                                                "max_age: 86400"]
+    assert other["summary"] == {"total-successful-session-count": 0, "total-failure-session-count": 2}
+    assert other["failure-details"] == [{"result-type": "validation-failure", "receiving-mx-hostname": MX,
+                                         "receiving-ip": "127.0.0.2", "failed-session-count": 2,
+                                         "failure-reason-code": "the MX host matches no mx pattern of the policy"}]
+    assert match["summary"] == {"total-successful-session-count": 1, "total-failure-session-count": 0}
+
+
 if __name__ == "__main__":
     inside(*sys.argv[1:4])
