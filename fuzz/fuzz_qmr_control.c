@@ -15,7 +15,7 @@
  * shorter than its buffer and a port of 1 to 65535 (or the port left
  * alone when the value names none), or -1.  policy_find the same for the
  * name and its ".parent"s, never a '#' line, with |which| the key found;
- * policy_parse gives a level 0..5 and NUL-terminated fields, or -1; in a
+ * policy_parse gives a level 0..7 and NUL-terminated fields, or -1; in a
  * file policy_check passes, every value policy_find gives for a host name
  * parses.
  * ISC license: see LICENSE.
@@ -102,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    "which is not the key found");
 		memset(&p, 0, sizeof p);
 		if (policy_parse(v, &p) == 0) {
-			FUZZ_CHECK(p.level >= 0 && p.level <= POL_FINGERPRINT, "level %d", p.level);
+			FUZZ_CHECK(p.level >= 0 && p.level <= POL_DANE_ONLY, "level %d", p.level);
 			FUZZ_CHECK(strnlen(p.cafile, sizeof p.cafile) < sizeof p.cafile &&
 			    strnlen(p.match, sizeof p.match) < sizeof p.match &&
 			    strnlen(p.fingerprints, sizeof p.fingerprints) < sizeof p.fingerprints, "field overran");

@@ -5,7 +5,7 @@
 
 #include "controlparse.h"
 
-const char *policy_names[] = { "none", "may", "encrypt", "verify", "secure", "fingerprint" };
+const char *policy_names[] = { "none", "may", "encrypt", "verify", "secure", "fingerprint", "dane", "dane-only" };
 
 void control_split(char *t, size_t len)
 {
@@ -103,7 +103,7 @@ const char *policy_find(const char *text, size_t len, const char *name, char *wh
 static int level_of(const char *s, size_t n)
 {
 	int i;
-	for (i = 0; i <= POL_FINGERPRINT; i++)
+	for (i = 0; i <= POL_DANE_ONLY; i++)
 		if (strlen(policy_names[i]) == n && !strncasecmp(s, policy_names[i], n))
 			return i;
 	return -1;
@@ -162,7 +162,8 @@ size_t policy_check(const char *text, size_t len)
 		colon = memchr(line, ':', l);
 		if (l && line[0] == '[' && (rb = memchr(line, ']', l)) && rb + 1 < line + l && rb[1] == ':')
 			colon = rb + 1;
-		if (l && line[0] != '#' && (!colon || colon == line || policy_parse(colon + 1, &p) < 0))
+		/* an empty key is the default line */
+		if (l && line[0] != '#' && (!colon || policy_parse(colon + 1, &p) < 0))
 			return n;
 		i += l + 1;
 	}

@@ -25,9 +25,14 @@ const char *route_find(const char *text, size_t len, const char *host);
 int route_split(const char *value, char *host, size_t n, unsigned *port);
 
 /* The TLS policy of one destination (tls.c, qmail-remote.8). */
-enum { POL_NONE, POL_MAY, POL_ENCRYPT, POL_VERIFY, POL_SECURE, POL_FINGERPRINT };
+enum { POL_NONE, POL_MAY, POL_ENCRYPT, POL_VERIFY, POL_SECURE, POL_FINGERPRINT, POL_DANE, POL_DANE_ONLY };
+/* What DANE (levels dane, dane-only; RFC 7672) settled for one MX host:
+ * DANE_AUTH usable TLSA records, TLS and their authentication required;
+ * DANE_NOAUTH records, none usable: TLS required, no authentication. */
+enum { DANE_OFF, DANE_AUTH, DANE_NOAUTH };
 struct policy {
 	int level;
+	int dane;                 /* DANE_*, set per MX host by dane_for (qmail-remote.h) */
 	char cafile[1024];        /* trust anchors for verify/secure ("" none) */
 	char match[1024];         /* extra names for secure, '|'-separated */
 	char fingerprints[2048];  /* for fingerprint, '|'-separated */
@@ -49,7 +54,8 @@ int policy_parse(const char *value, struct policy *p);
 
 /* policy_check looks at every line of a tlspolicy file (split by
  * control_split): each must be empty, a comment, or "key:value" with a
- * value policy_parse takes (the key ends at its first colon; an address
+ * value policy_parse takes (the key, empty for the default line, ends at
+ * its first colon; an address
  * literal "[...]" at the colon after its "]").  0 when all are, else the number (from 1) of
  * the first line that is not: a line no lookup would ever find must not
  * leave its destination at the default level unnoticed. */

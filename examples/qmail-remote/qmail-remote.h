@@ -134,6 +134,17 @@ void conn_quit_close(struct conn *c);
  * |secs| passed). */
 int tcp_connect(const struct ip *ip, unsigned port, int secs);
 
+/* dane.c: the levels dane and dane-only for one MX host (RFC 7672), before
+ * connecting.  dane_for leaves other levels alone; under dane and
+ * dane-only it looks up the TLSA records (only for a host whose MX and
+ * address records were validated) and sets p->dane (DANE_AUTH, DANE_NOAUTH)
+ * or, dane without TLSA to go by, turns |p| into may (noted in the report).
+ * Returns 0, or -1 when this MX must not be used (tls_failure says why:
+ * a bogus or failed TLSA lookup; dane-only without usable records).
+ * dane_records: the records dane_for found, for the handshake. */
+int dane_for(const struct ip *ip, unsigned port, const char *domain, struct policy *p);
+const struct tlsa_rrs *dane_records(void);
+
 /* tcpto.c: queue/lock/tcpto.  tcpto_skip: 1 when |ip| timed out often and
  * recently enough to be skipped; tcpto_err after each connect: |timedout|
  * 1 counts a timeout, 0 (a connection made, or refused) clears one. */

@@ -87,6 +87,10 @@ int smtp(const struct ip *ip, unsigned port, const char *domain, int tls_allowed
 		temp_nomem();
 	c->timeout = ctl.timeoutremote;
 	policy_for(domain, ip->name, &p);
+	if (dane_for(ip, port, domain, &p) < 0) {
+		free(c);
+		return TRY_NEXT;
+	}
 	/* after DANE: a level DANE set is not "may", and MTA-STS leaves it alone */
 	if (sts_mx(domain, ip, &p) < 0) {
 		free(c);

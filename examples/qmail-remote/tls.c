@@ -7,16 +7,19 @@
  *   3. control/notlshosts/<mxhost>, or control/tlshosts/exhaustivelist: none;
  *   4. control/tlspolicy's default line (empty domain), else may.
  * tlspolicy lines: "domain-or-host:level[:option,option...]", options
- * ca=FILE, match=NAME|NAME (secure), fingerprint=SHA256:...|... */
+ * ca=FILE, match=NAME|NAME (secure), fingerprint=SHA256:...|...
+ * Levels dane and dane-only are settled per MX host by dane.c. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
 #include "cachefile.h"
 #include "qmail-remote.h"
+#include "tlsrpt.h"
 
 char tls_failure[1024];
 
@@ -89,13 +92,18 @@ static struct mailtls_config *make_config(const struct policy *p, int implicit, 
 	*ca_used = NULL;
 	if (!cfg)
 		temp_nomem();
-	if (p->level <= POL_ENCRYPT && !implicit) {
+	if ((p->level <= POL_ENCRYPT || p->dane == DANE_NOAUTH) && !implicit) {
 		if (mailtls_config_set_min_protocol(cfg, MAILTLS_TLS1_0) < 0)
 			goto fail;
 		if (ctl.tlsclientciphers && mailtls_config_set_ciphers(cfg, ctl.tlsclientciphers) < 0)
 			goto fail;
 	}
-	if (p->level <= POL_ENCRYPT) {
+	if (p->dane) {
+		/* the TLSA records verify (mailtls_set_dane), no CA; with none
+		 * usable the handshake goes on unauthenticated */
+		if (mailtls_config_set_verify(cfg, MAILTLS_VERIFY_REQUIRE) < 0)
+			goto fail;
+	} else if (p->level <= POL_ENCRYPT) {
 		/* opportunistic: verify only to report it */
 		if (access(ca, R_OK) == 0 && mailtls_config_set_ca(cfg, ca, NULL) == 0) {
 			*ca_used = ca;
@@ -149,7 +157,14 @@ static const char *trust_word(struct mailtls *s)
 static void tls_summary(struct mailtls *s, const char *peername, const char *ca, const struct policy *p)
 {
 	char against[1100] = "";
-	if (mailtls_peer_verified(s) && p->level == POL_FINGERPRINT)
+	struct mailtls_dane_result d;
+	int dane = mailtls_dane_result(s, &d);
+	if (dane == MAILTLS_DANE_MATCHED)
+		snprintf(against, sizeof against, " (DANE TLSA %d %d %d, %s)", d.usage, d.selector, d.mtype,
+		    d.depth ? "trust anchor in the chain" : "the certificate itself");
+	else if (dane == MAILTLS_DANE_UNUSABLE)
+		snprintf(against, sizeof against, " (DANE: no usable TLSA, TLS required)");
+	else if (mailtls_peer_verified(s) && p->level == POL_FINGERPRINT)
 		snprintf(against, sizeof against, " (fingerprint %s)", mailtls_peer_fingerprint(s));
 	else if (mailtls_peer_verified(s) && ca)
 		snprintf(against, sizeof against, " (against %s)", ca);
@@ -170,12 +185,20 @@ static void fail_reason(const char *mxhost, const struct policy *p, const char *
 }
 
 /* Names the certificate is checked against (verify: the MX host; secure:
- * the destination domain and match= names). */
-static int set_names(struct mailtls *s, const struct policy *p, const char *domain)
+ * the destination domain and match= names; DANE-TA: the MX host, and the
+ * destination domain when the MX records were validated). */
+static int set_names(struct mailtls *s, const struct ip *ip, const struct policy *p, const char *domain)
 {
 	char buf[sizeof p->match], *save = NULL, *n;
 	const char *names[16];
 	size_t k = 0;
+	if (p->dane) {
+		const struct tlsa_rrs *r = dane_records();
+		names[k++] = ip->name;
+		if (ip->secure && strcasecmp(domain, ip->name))
+			names[k++] = domain;
+		return mailtls_set_dane(s, r->rec, (size_t)r->n, names, k) < 0 ? -1 : 0;
+	}
 	if (p->level != POL_SECURE)
 		return 0;
 	names[k++] = domain;
@@ -211,12 +234,41 @@ static const char *failure_word(struct mailtls *s, const struct mailtls_starttls
 	return "handshake failed";
 }
 
+/* TLS-RPT (RFC 8460) of a session under TLSA records (policy type tlsa):
+ * |result| "success" or a result type. */
+static void dane_event(const struct ip *ip, const struct policy *p, const char *domain, const char *result)
+{
+	if (p->dane)
+		tlsrpt_event(TLSRPT_POLICY_TLSA, domain, domain, ip->name, partner, result,
+		    strcmp(result, "success") ? tls_failure : NULL);
+}
+
+/* RFC 8460's result type for a handshake that failed on |s|. */
+static const char *rpt_type(struct mailtls *s)
+{
+	switch (mailtls_errcode(s)) {
+	case MAILTLS_E_VERIFY_DANE:
+		return "tlsa-invalid";
+	case MAILTLS_E_VERIFY_NAME:
+		return "certificate-host-mismatch";
+	case MAILTLS_E_VERIFY_EXPIRED:
+		return "certificate-expired";
+	case MAILTLS_E_VERIFY_UNTRUSTED:
+	case MAILTLS_E_VERIFY_SELFSIGNED:
+	case MAILTLS_E_VERIFY_NOCERT:
+		return "certificate-not-trusted";
+	default:
+		return "validation-failure";
+	}
+}
+
 /* A failed start under TLS: the cache entry offered (if any) goes, and
  * the next address is tried (may: this one again later, in plaintext). */
-static int tls_failed(struct conn *c, const struct ip *ip, const struct policy *p, struct mailtls *s,
-    struct mailtls_starttls_info *info, const char *key, int offered)
+static int tls_failed(struct conn *c, const struct ip *ip, const struct policy *p, const char *domain,
+    struct mailtls *s, struct mailtls_starttls_info *info, const char *key, int offered)
 {
 	fail_reason(ip->name, p, failure_word(s, info), s);
+	dane_event(ip, p, domain, rpt_type(s));
 	if (offered)
 		tlscache_drop(key);
 	mailtls_free(s);
@@ -270,19 +322,20 @@ int tls_start(struct conn *c, const struct ip *ip, unsigned port, const struct p
 	mailtls_config_free(cfg);
 	if (!s)
 		temp_nomem();
-	if (set_names(s, p, domain) < 0)
+	if (set_names(s, ip, p, domain) < 0)
 		temp_nomem();
 	cached = cache_key(key, sizeof key, policy_names[p->level], ip->name, partner, port) == 0;
 	if (cached)
 		offered = offer_saved(s, key);
 	if (port == 465) {
 		if (mailtls_handshake_timeout(s, c->timeout) < 0)
-			return tls_failed(c, ip, p, s, NULL, key, offered);
+			return tls_failed(c, ip, p, domain, s, NULL, key, offered);
 		c->tls = s;
 		smtp_greet(c);
 		if (cached)
 			tlscache_store(key, s);
 		tls_summary(s, ip->name, ca, p);
+		dane_event(ip, p, domain, "success");
 		free(info);
 		return 0;
 	}
@@ -316,18 +369,19 @@ int tls_start(struct conn *c, const struct ip *ip, unsigned port, const struct p
 		}
 		if (r == MAILTLS_STARTTLS_NOT_OFFERED)
 			snprintf(tls_failure, sizeof tls_failure,
-			    "TLS is required (policy %s) but %s [%s] did not offer STARTTLS", policy_names[p->level],
-			    ip->name, partner);
+			    "%sTLS is required (policy %s) but %s [%s] did not offer STARTTLS", p->dane ? "DANE: " : "",
+			    policy_names[p->level], ip->name, partner);
 		else
 			snprintf(tls_failure, sizeof tls_failure,
-			    "TLS is required (policy %s) but %s [%s] refused STARTTLS: %s", policy_names[p->level],
-			    ip->name, partner, t);
+			    "%sTLS is required (policy %s) but %s [%s] refused STARTTLS: %s", p->dane ? "DANE: " : "",
+			    policy_names[p->level], ip->name, partner, t);
+		dane_event(ip, p, domain, "starttls-not-supported");
 		free(info);
 		conn_quit_close(c);
 		return TRY_NEXT;
 	}
 	if (r < 0)
-		return tls_failed(c, ip, p, s, info, key, offered);
+		return tls_failed(c, ip, p, domain, s, info, key, offered);
 	/* DONE: forget everything learned in plaintext; EHLO again under TLS. */
 	c->tls = s;
 	r = mailtls_smtp_ehlo(s, ctl.helohost, c->timeout, info);
@@ -341,6 +395,7 @@ int tls_start(struct conn *c, const struct ip *ip, unsigned port, const struct p
 	if (cached)
 		tlscache_store(key, s);
 	tls_summary(s, ip->name, ca, p);
+	dane_event(ip, p, domain, "success");
 	free(info);
 	return 0;
 }

@@ -1,0 +1,90 @@
+/* dane.c -- the levels dane and dane-only (Postfix's meanings, RFC 7672):
+ * what one MX host's DNSSEC status and TLSA records make of them, decided
+ * before connecting.  The records stay here for tls_start.
+ * ISC license: see LICENSE. */
+#include <stdio.h>
+#include <string.h>
+
+#include "qmail-remote.h"
+#include "tlsrpt.h"
+
+static struct tlsa_rrs rrs;   /* the records of the MX host being tried */
+
+/* mailtls_set_dane's rule (mailtls.h): usage DANE-TA(2) or DANE-EE(3),
+ * selector 0 or 1, matching type 0 with data, 1 with 32 bytes or 2 with
+ * 64.  Known before connecting, so that dane-only can pass an MX by. */
+static int usable(const struct mailtls_tlsa *r)
+{
+	if (r->usage != MAILTLS_TLSA_DANE_TA && r->usage != MAILTLS_TLSA_DANE_EE)
+		return 0;
+	if (r->selector != 0 && r->selector != 1)
+		return 0;
+	return (r->mtype == 0 && r->len > 0) || (r->mtype == 1 && r->len == 32) || (r->mtype == 2 && r->len == 64);
+}
+
+/* No TLSA to go by: dane is may (noted), dane-only passes this MX by. */
+static int without_tlsa(const struct ip *ip, const char *addr, const char *domain, struct policy *p,
+    const char *why, const char *rpt)
+{
+	if (p->level == POL_DANE_ONLY) {
+		snprintf(tls_failure, sizeof tls_failure, "DANE: %s for %s [%s], not used (policy dane-only)", why,
+		    ip->name, addr);
+		tlsrpt_event(TLSRPT_POLICY_TLSA, domain, domain, ip->name, addr, rpt, tls_failure);
+		return -1;
+	}
+	note_add("DANE: %s for %s [%s], TLS opportunistic (policy dane)", why, ip->name, addr);
+	p->level = POL_MAY;
+	return 0;
+}
+
+int dane_for(const struct ip *ip, unsigned port, const char *domain, struct policy *p)
+{
+	char addr[64];
+	int i, n = 0;
+	if (p->level != POL_DANE && p->level != POL_DANE_ONLY)
+		return 0;
+	ip_fmt(ip, addr, sizeof addr);
+	/* RFC 7672 section 2.2: TLSA only for a host whose MX and address
+	 * records were validated; otherwise no DANE for it */
+	if (!ip->secure)
+		return without_tlsa(ip, addr, domain, p, "MX or address records not DNSSEC-validated", "dane-required");
+	switch (dns_tlsa(ip->name, port, &rrs)) {
+	case TLSA_BOGUS:
+		snprintf(tls_failure, sizeof tls_failure,
+		    "DANE: TLSA lookup bogus (DNSSEC validation failed) for _%u._tcp.%s [%s], not used (policy %s)",
+		    port, ip->name, addr, policy_names[p->level]);
+		tlsrpt_event(TLSRPT_POLICY_TLSA, domain, domain, ip->name, addr, "dnssec-invalid", tls_failure);
+		return -1;
+	case TLSA_SOFT:
+		snprintf(tls_failure, sizeof tls_failure,
+		    "DANE: TLSA lookup failed temporarily for _%u._tcp.%s [%s], not used (policy %s)", port, ip->name,
+		    addr, policy_names[p->level]);
+		tlsrpt_event(TLSRPT_POLICY_TLSA, domain, domain, ip->name, addr, "dnssec-invalid", tls_failure);
+		return -1;
+	case TLSA_NONE:
+		return without_tlsa(ip, addr, domain, p, "no TLSA records", "dane-required");
+	case TLSA_INSECURE:
+		return without_tlsa(ip, addr, domain, p, "TLSA records not DNSSEC-validated", "dane-required");
+	default:
+		break;
+	}
+	for (i = 0; i < rrs.n; i++)
+		n += usable(&rrs.rec[i]);
+	if (n) {
+		p->dane = DANE_AUTH;
+		return 0;
+	}
+	if (p->level == POL_DANE_ONLY) {
+		snprintf(tls_failure, sizeof tls_failure,
+		    "DANE: no usable TLSA records for %s [%s], not used (policy dane-only)", ip->name, addr);
+		tlsrpt_event(TLSRPT_POLICY_TLSA, domain, domain, ip->name, addr, "tlsa-invalid", tls_failure);
+		return -1;
+	}
+	p->dane = DANE_NOAUTH;   /* RFC 7672 section 2.2: TLS still required */
+	return 0;
+}
+
+const struct tlsa_rrs *dane_records(void)
+{
+	return &rrs;
+}

@@ -1,0 +1,287 @@
+"""qmail-remote's levels dane and dane-only (RFC 7672) against a signed zone and a real Postfix.
+
+The whole module runs in private mount and network namespaces (dnszone.enter_namespace):
+nsd serves the signed zone dane.example (and its unsigned child insec.dane.example,
+delegated without DS) on 127.0.0.53, unbound resolves on 127.0.0.1 (resolv.conf), and
+qmail-remote validates with the zone's key as its trust anchor (control/dnssecanchor).
+Every MX host is 127.0.0.2, where Postfix listens on port 25 (bound to all addresses) with a certificate for all
+the MX names, issued by a CA of this module and sent with it (leaf, CA).
+
+  domain                MX host            _25._tcp.<MX host>
+  good311.dane.example  mx311              TLSA 3 1 1 (the leaf's key)
+  good201.dane.example  mx201              TLSA 2 0 1 (the CA certificate)
+  mismatch.dane.example mxbad              TLSA 3 1 1 (another key)
+  unusable.dane.example mxunus             TLSA 0 0 1 and 1 1 1 (PKIX usages, unusable for SMTP)
+  bogus.dane.example    mxbogus            TLSA 3 1 1, changed after signing (bogus)
+  servfail.dane.example mxfail             under _tcp.mxfail, delegated to a server that is not there
+  notlsa.dane.example   mxnotlsa           none (NXDOMAIN, signed)
+  insec.dane.example    mx.insec (unsigned) TLSA 3 1 1 of another key, insecure: must be ignored
+
+Each case delivers (and Postfix's Maildir holds the message, its log the TLS session) or
+is refused with the exact report and nothing reaching Postfix.
+Environment: MAILTLS_QMAIL_REMOTE (the program), MAILTLS_TEST_PKI (conftest).
+"""
+import datetime
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import RUN_TIMEOUT
+from peers import instdir, start_postfix  # noqa: F401 - fixtures
+import dnszone
+
+ORIGIN = "dane.example."
+MX_ADDR = "127.0.0.2"
+NOCONN = b"ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n"
+MSG = (b"From: s@client.test\nSubject: DANE\nDate: Sat, 28 Nov 2026 04:00:00 +0000\n"
+       b"Message-ID: <dane@client.test>\n\nbody\n")
+DOMAINS = ["good311", "good201", "mismatch", "unusable", "bogus", "servfail", "notlsa", "insec"]
+
+
+def prog():
+    p = os.environ.get("MAILTLS_QMAIL_REMOTE")
+    if not p or not os.access(p, os.X_OK):
+        pytest.fail(f"MAILTLS_QMAIL_REMOTE={p!r} is not executable; run through ctest")
+    return str(Path(p).resolve())
+
+
+def make_pki(d):
+    """A CA and a leaf for every MX name (P-256), as PEM files in |d|; returns the DER
+    of the CA certificate, of the leaf's SubjectPublicKeyInfo, and of another key's."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("DANE test CA")).issuer_name(name("DANE test CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = [f"mx{x}.{ORIGIN[:-1]}" for x in ("311", "201", "bad", "unus", "bogus", "fail", "notlsa")]
+    names.append(f"mx.insec.{ORIGIN[:-1]}")
+    leaf = (x509.CertificateBuilder().subject_name(name(names[0])).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    (d / "dane-cert.pem").write_bytes(leaf.public_bytes(pem) + ca.public_bytes(pem))
+    (d / "dane-key.pem").write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    os.chmod(d / "dane-key.pem", 0o600)
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    other = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(der, spki)
+    return ca.public_bytes(der), key.public_key().public_bytes(der, spki), other
+
+
+def sha256(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def world():
+    """The namespaces, the PKI and the signed zone, for the whole module."""
+    work = Path(tempfile.mkdtemp(prefix="qmr-dane."))
+    work.chmod(0o755)
+    dnszone.enter_namespace(work)
+    ca_der, spki, other = make_pki(work)
+    good, ta, wrong = sha256(spki), sha256(ca_der), sha256(other)
+    recs = []
+    for dom, mx in (("good311", "mx311"), ("good201", "mx201"), ("mismatch", "mxbad"), ("unusable", "mxunus"),
+                    ("bogus", "mxbogus"), ("servfail", "mxfail"), ("notlsa", "mxnotlsa")):
+        recs += [f"{dom} MX 10 {mx}", f"{mx} A {MX_ADDR}"]
+    recs += [f"_25._tcp.mx311 TLSA 3 1 1 {good}", f"_25._tcp.mx201 TLSA 2 0 1 {ta}",
+             f"_25._tcp.mxbad TLSA 3 1 1 {wrong}",
+             f"_25._tcp.mxunus TLSA 0 0 1 {ta}", f"_25._tcp.mxunus TLSA 1 1 1 {good}",
+             f"_25._tcp.mxbogus TLSA 3 1 1 {good}",
+             "_tcp.mxfail NS nslame", "nslame A 127.0.0.99",   # nothing answers there: SERVFAIL
+             "insec NS ns"]                                       # no DS: an insecure delegation
+    zone = dnszone.SignedZone(
+        work, ORIGIN, recs,
+        after_signing=lambda s: dnszone.spoil_rdata(s, f"_25._tcp.mxbogus.{ORIGIN}", "TLSA"),
+        children={f"insec.{ORIGIN}": ["@ MX 10 mx", f"mx A {MX_ADDR}", f"_25._tcp.mx TLSA 3 1 1 {wrong}"]})
+    zone.work = work
+    yield zone
+    zone.stop()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture
+def mta(world, need, procs, pki, instdir):  # noqa: F811 - the fixture of peers.py
+    d = instdir
+    vmail = d / "vmail"
+    vmail.mkdir()
+    shutil.chown(vmail, user="nobody", group="nogroup")
+    for f in ("dane-cert.pem", "dane-key.pem"):
+        shutil.copy(world.work / f, d / f)
+
+    def services():
+        return {"smtp": 25}, ["25 inet n - n - - smtpd", "virtual unix - n n - - virtual"]
+    # every address: 127.0.0.2 is reached through lo's 127/8 route without being an interface
+    # address (Postfix refuses an inet_interfaces address no interface has; qmail-remote would
+    # count one that an interface has as its own, #5.4.6)
+    main = ["inet_interfaces = all",
+            f"smtpd_tls_cert_file = {d}/dane-cert.pem",
+            f"smtpd_tls_key_file = {d}/dane-key.pem",
+            "virtual_mailbox_domains = " + ", ".join(f"{x}.{ORIGIN[:-1]}" for x in DOMAINS),
+            f"virtual_mailbox_base = {vmail}",
+            "virtual_mailbox_maps = static:u/Maildir/",
+            "virtual_uid_maps = static:65534",
+            "virtual_gid_maps = static:65534",
+            "smtpd_tls_received_header = yes"]
+    inst = start_postfix(need, procs, pki, d, main=main, services=services)
+    inst.vmail = vmail / "u" / "Maildir"
+    yield inst
+    inst.stop()
+
+
+def deliver(world, tmp_path, dom, level):
+    q = tmp_path / "qmail"
+    (q / "control").mkdir(parents=True)
+    (q / "control" / "me").write_text("client.test.example\n")
+    (q / "control" / "timeoutremote").write_text("15\n")
+    (q / "control" / "timeoutconnect").write_text("5\n")
+    (q / "control" / "dnssecanchor").write_text(f"{world.anchor}\n")
+    (q / "control" / "tlspolicy").write_text(f":{level}\n")
+    domain = f"{dom}.{ORIGIN[:-1]}"
+    p = subprocess.run([prog(), domain, "s@client.test", f"u@{domain}"], input=MSG, capture_output=True,
+                       env={"QMAILHOME": str(q), "PATH": os.environ.get("PATH", "")}, timeout=RUN_TIMEOUT * 2)
+    assert p.returncode == 0 and p.stderr == b"", p
+    return p.stdout.decode("latin-1")
+
+
+ACCEPTED = re.compile(r"r\0K127\.0\.0\.2 accepted message\.\nRemote host said: 250 2\.0\.0 Ok: queued as "
+                      r"[0-9A-Za-z]+\n")
+
+
+def delivered(mta, out, mark):
+    assert ACCEPTED.match(out), out
+    assert mta.wait_log(r"status=sent \(delivered to maildir\)", since=mark, timeout=RUN_TIMEOUT), mta.log(mark)
+    files = list((mta.vmail / "new").iterdir())
+    assert len(files) == 1 and files[0].read_bytes().endswith(MSG), files
+    return files[0].read_text("latin-1")
+
+
+def tls_line(out):
+    lines = [ln for ln in out.split("\n") if ln.startswith("TLS: ")]
+    assert len(lines) == 1, out
+    return lines[0]
+
+
+def nothing_sent(mta, mark, connected):
+    """Postfix got no MAIL FROM and stored nothing; |connected|: whether qmail-remote
+    was to reach it at all (a refusal before connecting must not)."""
+    log = mta.log(mark)
+    assert "from=<" not in log and "status=sent" not in log, log
+    assert not (mta.vmail / "new").exists() or not any((mta.vmail / "new").iterdir())
+    if connected:
+        m = mta.wait_log(r"disconnect from \S+\[127\.0\.0\.1\] (.*)", since=mark)
+        assert m and "mail=" not in m.group(1), log
+    else:
+        assert "connect from" not in log, log
+
+
+# --------------------------------------------------------------------------- usable TLSA: authenticated
+
+@pytest.mark.parametrize("level", ["dane", "dane-only"])
+@pytest.mark.parametrize("dom,mx,how", [("good311", "mx311", "DANE TLSA 3 1 1, the certificate itself"),
+                                        ("good201", "mx201", "DANE TLSA 2 0 1, trust anchor in the chain")])
+def test_good_tlsa_delivers_verified(world, mta, tmp_path, level, dom, mx, how):
+    mark = len(mta.log())
+    out = deliver(world, tmp_path, dom, level)
+    head = delivered(mta, out, mark)
+    t = tls_line(out)
+    assert re.fullmatch(rf"TLS: TLSv1\.3 TLS_\w+, Verified peer {mx}\.dane\.example \({how}\)", t), out
+    assert out.endswith(t + "\n\0"), out
+    assert "(using TLSv1.3 with cipher" in head, head
+    assert mta.wait_log(r"TLS connection established from \S+\[127\.0\.0\.1\]: TLSv1\.3", since=mark)
+
+
+def test_mismatched_tlsa_refuses(world, mta, tmp_path):
+    mark = len(mta.log())
+    out = deliver(world, tmp_path, "mismatch", "dane")
+    assert out.startswith(NOCONN.decode()), out
+    assert out == NOCONN.decode() + "TLS certificate verification failed with mxbad.dane.example [127.0.0.2] " \
+        "(policy dane): TLS handshake after STARTTLS: DANE: TLSA mismatch: no usable record matches the " \
+        "server's chain (verify-dane)\n\0", out
+    nothing_sent(mta, mark, connected=True)
+
+
+# --------------------------------------------------------------------------- records, none usable
+
+def test_unusable_tlsa_dane_requires_tls_unauthenticated(world, mta, tmp_path):
+    mark = len(mta.log())
+    out = deliver(world, tmp_path, "unusable", "dane")
+    delivered(mta, out, mark)
+    assert re.fullmatch(r"TLS: TLSv1\.[23] \S+, Untrusted peer mxunus\.dane\.example "
+                        r"\(DANE: no usable TLSA, TLS required\)", tls_line(out)), out
+
+
+def test_unusable_tlsa_dane_only_refuses(world, mta, tmp_path):
+    mark = len(mta.log())
+    out = deliver(world, tmp_path, "unusable", "dane-only")
+    assert out == NOCONN.decode() + "DANE: no usable TLSA records for mxunus.dane.example [127.0.0.2], " \
+                                    "not used (policy dane-only)\n\0", out
+    nothing_sent(mta, mark, connected=False)
+
+
+# --------------------------------------------------------------------------- DNSSEC failures: MX unusable
+
+@pytest.mark.parametrize("level", ["dane", "dane-only"])
+def test_bogus_tlsa_makes_the_mx_unusable(world, mta, tmp_path, level):
+    mark = len(mta.log())
+    out = deliver(world, tmp_path, "bogus", level)
+    assert out == NOCONN.decode() + "DANE: TLSA lookup bogus (DNSSEC validation failed) for " \
+        f"_25._tcp.mxbogus.dane.example [127.0.0.2], not used (policy {level})\n\0", out
+    nothing_sent(mta, mark, connected=False)
+
+
+def test_servfail_for_tlsa_makes_the_mx_unusable(world, mta, tmp_path):
+    mark = len(mta.log())
+    out = deliver(world, tmp_path, "servfail", "dane")
+    assert out == NOCONN.decode() + "DANE: TLSA lookup failed temporarily for " \
+        "_25._tcp.mxfail.dane.example [127.0.0.2], not used (policy dane)\n\0", out
+    nothing_sent(mta, mark, connected=False)
+
+
+# --------------------------------------------------------------------------- no TLSA to go by
+
+@pytest.mark.parametrize("dom,mx,why", [
+    ("notlsa", "mxnotlsa", "no TLSA records"),
+    ("insec", "mx.insec", "MX or address records not DNSSEC-validated")])
+def test_without_tlsa_dane_is_may(world, mta, tmp_path, dom, mx, why):
+    """dane: TLS opportunistic.  For insec, the TLSA there (another key) is insecure and must
+    not be used: the delivery goes through."""
+    mark = len(mta.log())
+    out = deliver(world, tmp_path, dom, "dane")
+    delivered(mta, out, mark)
+    assert f"\nDANE: {why} for {mx}.dane.example [127.0.0.2], TLS opportunistic (policy dane)\n" in out, out
+    assert re.fullmatch(rf"TLS: TLSv1\.3 TLS_\w+, (Untrusted|Trusted) peer {mx}\.dane\.example", tls_line(out)), out
+
+
+@pytest.mark.parametrize("dom,mx,why", [
+    ("notlsa", "mxnotlsa", "no TLSA records"),
+    ("insec", "mx.insec", "MX or address records not DNSSEC-validated")])
+def test_without_tlsa_dane_only_refuses(world, mta, tmp_path, dom, mx, why):
+    mark = len(mta.log())
+    out = deliver(world, tmp_path, dom, "dane-only")
+    assert out == NOCONN.decode() + f"DANE: {why} for {mx}.dane.example [127.0.0.2], " \
+                                    "not used (policy dane-only)\n\0", out
+    nothing_sent(mta, mark, connected=False)
