@@ -53,6 +53,7 @@ def policy(mode="enforce", mx=(MX,), max_age=86400):
 ENFORCE_MATCH = policy()
 ENFORCE_OTHER = policy(mx=("*.other.test",))
 TESTING_OTHER = policy(mode="testing", mx=("*.other.test",))
+TESTING_MATCH = policy(mode="testing", mx=("*.sts.test",))
 # valid lines, but more than 64 KiB of them
 TOO_LARGE = ENFORCE_OTHER + b"".join(b"ext%d: %s\r\n" % (i, b"a" * 900) for i in range(80))
 
@@ -67,6 +68,8 @@ SCENARIOS = {
     "enforce_mismatch": [step(body=ENFORCE_OTHER)],
     "enforce_mx_wrong_name": [step(mx_cert="wrongname")],
     "testing_mismatch": [step(body=TESTING_OTHER)],
+    "testing_mx_wrong_name": [step(body=TESTING_MATCH, mx_cert="wrongname")],
+    "enforce_no_starttls": [step(mx_cert="none")],
     "policy_cert_expired": [step(body=ENFORCE_OTHER, policy_cert="expired")],
     "policy_cert_wrong_name": [step(body=ENFORCE_OTHER, policy_cert="wrongname")],
     "policy_too_large": [step(body=TOO_LARGE)],
@@ -157,6 +160,9 @@ def stop(p):
 
 def tls_ok(cert):
     def handler(s):
+        if cert == "mx-none":                      # no STARTTLS offered
+            from test_qmail_remote import plain_ok
+            return plain_ok(s)
         s.send("220 mx ESMTP\r\n")
         s.expect("EHLO", "250-mx\r\n250 STARTTLS\r\n")
         s.expect("STARTTLS", "220 go\r\n")
@@ -347,6 +353,25 @@ def test_testing_mode_delivers_and_records():
     (e,) = events(r)
     assert (e["policy_type"], e["result"]) == ("sts", "validation-failure"), e
     assert "mode: testing" in e["policy"]
+
+
+def test_testing_mode_records_a_certificate_enforce_would_refuse():
+    (r,) = scenario("testing_mx_wrong_name")
+    delivered(r)                                   # may: the unverified TLS session is used
+    assert "Trusted peer mx.sts.test" in r["report"], r
+    assert "MTA-STS (testing): mx.sts.test [127.0.0.2] would have failed the policy of sts.test " \
+        "(certificate-host-mismatch)" in r["report"], r
+    (e,) = events(r)
+    assert (e["policy_type"], e["result"], e["mx_host"]) == ("sts", "certificate-host-mismatch", MX), e
+
+
+def test_enforce_without_starttls_is_refused():
+    (r,) = scenario("enforce_no_starttls")
+    deferred(r)
+    assert "MTA-STS (enforce, policy of sts.test): TLS is required (policy verify) but mx.sts.test [127.0.0.2] " \
+        "did not offer STARTTLS" in r["report"], r
+    assert "MAIL FROM:<s@client.test>" not in r["smtp"], r
+    assert [e["result"] for e in events(r)] == ["starttls-not-supported"], r
 
 
 def fetch_failed(r, result):
