@@ -1,7 +1,11 @@
 """bench_qmail_remote.py -- deliveries per second of qmail-remote to a local Postfix.
 
 Usage (as root: Postfix runs as a test instance, tests/interop/peers.py):
-  /usr/bin/python3 tests/bench/bench_qmail_remote.py [-n N] BUILD_DIR
+  /usr/bin/python3 tests/bench/bench_qmail_remote.py [-n N] [--system-ca] BUILD_DIR
+
+control/tlscafile is the test CA alone, or with --system-ca the system bundle
+(/etc/ssl/certs/ca-certificates.crt) with the test CA after it, as a real
+installation's would be (qmail-remote's default CA file is the system bundle).
 
 Makes a fresh test PKI, starts Postfix with STARTTLS (virtual mailbox domain,
 Maildir), then delivers one small message N times (default 200) in a row, one
@@ -32,6 +36,7 @@ sys.path.insert(0, str(ROOT / "tests" / "interop"))
 from conftest import ProcSet, free_port  # noqa: E402
 from peers import start_postfix  # noqa: E402
 
+SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 MSG = b"From: s@client.test\nTo: u@dest.test\nSubject: bench\nDate: Sat, 28 Nov 2026 04:00:00 +0000\n" \
       b"Message-ID: <b@client.test>\n\nA small message.\n"
 
@@ -71,6 +76,7 @@ def run_mode(prog, qhome, n, level, cache):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=200)
+    ap.add_argument("--system-ca", action="store_true", help="the system CA bundle with the test CA appended")
     ap.add_argument("build")
     a = ap.parse_args()
     if os.geteuid() != 0:
@@ -106,9 +112,14 @@ def main():
         qhome = work / "qmail"
         (qhome / "control").mkdir(parents=True)
         (qhome / "control" / "me").write_text("client.test.example\n")
-        (qhome / "control" / "tlscafile").write_text(f"{pki / 'ca.pem'}\n")
+        cafile = pki / "ca.pem"
+        if a.system_ca:
+            cafile = work / "bundle.pem"
+            cafile.write_bytes(Path(SYSTEM_BUNDLE).read_bytes() + (pki / "ca.pem").read_bytes())
+        (qhome / "control" / "tlscafile").write_text(f"{cafile}\n")
         (qhome / "control" / "smtproutes").write_text(f"dest.test:[127.0.0.1]:{mta.ports['tls']}\n")
-        print(f"# {a.n} deliveries per mode, one qmail-remote each, to Postfix on 127.0.0.1 "
+        print(f"# {a.n} deliveries per mode, one qmail-remote each, to Postfix on 127.0.0.1, CA file "
+              f"{'system bundle + test CA' if a.system_ca else 'test CA'} "
               f"(load average at start: {os.getloadavg()[0]:.2f})")
         res = {}
         for name, level, cache in (("plain", "none", False), ("tls", "encrypt", False),
@@ -118,7 +129,7 @@ def main():
         for name, r in res.items():
             tls_cpu = r["cpu_ms"] - res["plain"]["cpu_ms"]
             print(f"{name:10} {r['per_s']:13.1f} {r['cpu_ms']:16.2f} {tls_cpu:11.2f} {r['resumed'] * 100:7.1f}%")
-            print(f"RESULT qmail_remote mode={name} deliveries_per_s={r['per_s']:.1f} cpu_ms={r['cpu_ms']:.3f} "
+            print(f"RESULT qmail_remote mode={name} ca={'system' if a.system_ca else 'test'} deliveries_per_s={r['per_s']:.1f} cpu_ms={r['cpu_ms']:.3f} "
                   f"tls_cpu_ms={tls_cpu:.3f} resumed={r['resumed']:.3f}")
         print(f"# load average at end: {os.getloadavg()[0]:.2f}")
     finally:
