@@ -9,6 +9,7 @@
 #include "tlsrpt.h"
 
 static struct tlsa_rrs rrs;   /* the records of the MX host being tried */
+static int found;             /* rrs holds that host's validated records */
 
 /* mailtls_set_dane's rule (mailtls.h): usage DANE-TA(2) or DANE-EE(3),
  * selector 0 or 1, matching type 0 with data, 1 with 32 bytes or 2 with
@@ -22,6 +23,24 @@ static int usable(const struct mailtls_tlsa *r)
 	return (r->mtype == 0 && r->len > 0) || (r->mtype == 1 && r->len == 32) || (r->mtype == 2 && r->len == 64);
 }
 
+/* 1 the first time |ip| (host and address) is seen here: the second try
+ * of a host (may: in plaintext, after a failed handshake) notes nothing. */
+static int first_time(const struct ip *ip)
+{
+	static struct { char name[256]; unsigned char a[16]; } seen[MAX_IPS];
+	static int nseen;
+	int i;
+	for (i = 0; i < nseen; i++)
+		if (!strcmp(seen[i].name, ip->name) && !memcmp(seen[i].a, ip->a, 16))
+			return 0;
+	if (nseen < MAX_IPS) {
+		memcpy(seen[nseen].name, ip->name, sizeof seen[nseen].name);
+		memcpy(seen[nseen].a, ip->a, 16);
+		nseen++;
+	}
+	return 1;
+}
+
 /* No TLSA to go by: dane is may (noted), dane-only passes this MX by. */
 static int without_tlsa(const struct ip *ip, const char *addr, const char *domain, struct policy *p,
     const char *why, const char *rpt)
@@ -32,7 +51,8 @@ static int without_tlsa(const struct ip *ip, const char *addr, const char *domai
 		tlsrpt_event(TLSRPT_POLICY_TLSA, domain, domain, ip->name, addr, rpt, tls_failure);
 		return -1;
 	}
-	note_add("DANE: %s for %s [%s], TLS opportunistic (policy dane)", why, ip->name, addr);
+	if (first_time(ip))
+		note_add("DANE: %s for %s [%s], TLS opportunistic (policy dane)", why, ip->name, addr);
 	p->level = POL_MAY;
 	return 0;
 }
@@ -44,6 +64,7 @@ int dane_for(const struct ip *ip, unsigned port, const char *domain, struct poli
 	if (p->level != POL_DANE && p->level != POL_DANE_ONLY)
 		return 0;
 	ip_fmt(ip, addr, sizeof addr);
+	found = 0;
 	/* RFC 7672 section 2.2: TLSA only for a host whose MX and address
 	 * records were validated; otherwise no DANE for it */
 	if (!ip->secure)
@@ -66,6 +87,7 @@ int dane_for(const struct ip *ip, unsigned port, const char *domain, struct poli
 	case TLSA_INSECURE:
 		return without_tlsa(ip, addr, domain, p, "TLSA records not DNSSEC-validated", "dane-required");
 	default:
+		found = 1;
 		break;
 	}
 	for (i = 0; i < rrs.n; i++)
@@ -77,7 +99,8 @@ int dane_for(const struct ip *ip, unsigned port, const char *domain, struct poli
 	if (p->level == POL_DANE_ONLY) {
 		snprintf(tls_failure, sizeof tls_failure,
 		    "DANE: no usable TLSA records for %s [%s], not used (policy dane-only)", ip->name, addr);
-		tlsrpt_event(TLSRPT_POLICY_TLSA, domain, domain, ip->name, addr, "tlsa-invalid", tls_failure);
+		tlsrpt_event_policy(TLSRPT_POLICY_TLSA, domain, domain, ip->name, addr, "tlsa-invalid", tls_failure,
+		    dane_policy_text());
 		return -1;
 	}
 	p->dane = DANE_NOAUTH;   /* RFC 7672 section 2.2: TLS still required */
@@ -87,4 +110,30 @@ int dane_for(const struct ip *ip, unsigned port, const char *domain, struct poli
 const struct tlsa_rrs *dane_records(void)
 {
 	return &rrs;
+}
+
+const char *dane_policy_text(void)
+{
+	static char text[TLSRPT_POLICY_MAX + 1];
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0, k;
+	int i;
+	if (!found)
+		return NULL;
+	for (i = 0; i < rrs.n; i++) {
+		const struct mailtls_tlsa *r = &rrs.rec[i];
+		int l;
+		if (!r->data)
+			continue;   /* malformed: no presentation form */
+		l = snprintf(text + o, sizeof text - o, "%s%d %d %d ", o ? "\n" : "", r->usage, r->selector, r->mtype);
+		if (l < 0 || (size_t)l >= sizeof text - o || 2 * r->len >= sizeof text - o - (size_t)l)
+			return NULL;   /* too long for an event line: left out */
+		o += (size_t)l;
+		for (k = 0; k < r->len; k++) {
+			text[o++] = hex[r->data[k] >> 4];
+			text[o++] = hex[r->data[k] & 15];
+		}
+		text[o] = 0;
+	}
+	return o ? text : NULL;
 }

@@ -141,9 +141,13 @@ int tcp_connect(const struct ip *ip, unsigned port, int secs);
  * or, dane without TLSA to go by, turns |p| into may (noted in the report).
  * Returns 0, or -1 when this MX must not be used (tls_failure says why:
  * a bogus or failed TLSA lookup; dane-only without usable records).
- * dane_records: the records dane_for found, for the handshake. */
+ * dane_records: the records dane_for found, for the handshake;
+ * dane_policy_text: the same in presentation form ("3 1 1 HEX" lines,
+ * RFC 8460's policy-string of a tlsa policy), or NULL when none were found
+ * or they would not fit an event line. */
 int dane_for(const struct ip *ip, unsigned port, const char *domain, struct policy *p);
 const struct tlsa_rrs *dane_records(void);
+const char *dane_policy_text(void);
 
 /* tcpto.c: queue/lock/tcpto.  tcpto_skip: 1 when |ip| timed out often and
  * recently enough to be skipped; tcpto_err after each connect: |timedout|

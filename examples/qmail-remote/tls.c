@@ -235,12 +235,20 @@ static const char *failure_word(struct mailtls *s, const struct mailtls_starttls
 }
 
 /* TLS-RPT (RFC 8460) of a session under TLSA records (policy type tlsa):
- * |result| "success" or a result type. */
+ * |result| "success" or a result type.  A session whose records were all
+ * unusable went on unauthenticated, as RFC 7672 wants, but is recorded as
+ * tlsa-invalid: the domain's records are broken and its owner should know. */
 static void dane_event(const struct ip *ip, const struct policy *p, const char *domain, const char *result)
 {
-	if (p->dane)
-		tlsrpt_event(TLSRPT_POLICY_TLSA, domain, domain, ip->name, partner, result,
-		    strcmp(result, "success") ? tls_failure : NULL);
+	const char *detail = strcmp(result, "success") ? tls_failure : NULL;
+	if (!p->dane)
+		return;
+	if (p->dane == DANE_NOAUTH && !detail) {
+		result = "tlsa-invalid";
+		detail = "no usable TLSA records: delivered over TLS without authentication";
+	}
+	tlsrpt_event_policy(TLSRPT_POLICY_TLSA, domain, domain, ip->name, partner, result, detail,
+	    dane_policy_text());
 }
 
 /* RFC 8460's result type for a handshake that failed on |s|. */

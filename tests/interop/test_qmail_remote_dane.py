@@ -15,10 +15,14 @@ the MX names, issued by a CA of this module and sent with it (leaf, CA).
   bogus.dane.example    mxbogus            TLSA 3 1 1, changed after signing (bogus)
   servfail.dane.example mxfail             under _tcp.mxfail, delegated to a server that is not there
   notlsa.dane.example   mxnotlsa           none (NXDOMAIN, signed)
+  tawrong.dane.example  mxtawrong          TLSA 2 0 1 (the CA), but the certificate does not name mxtawrong
+  nostarttls.dane.example mxplain (127.0.0.3, no STARTTLS) TLSA 3 1 1 (the leaf's key)
   insec.dane.example    mx.insec (unsigned) TLSA 3 1 1 of another key, insecure: must be ignored
 
 Each case delivers (and Postfix's Maildir holds the message, its log the TLS session) or
-is refused with the exact report and nothing reaching Postfix.
+is refused with the exact report and no MAIL FROM reaching Postfix (no connection at all
+when DNS alone refuses the MX); the TLS-RPT event of each DANE outcome (policy type tlsa,
+the result type, the TLSA records as the policy string) is checked too.
 Environment: MAILTLS_QMAIL_REMOTE (the program), MAILTLS_TEST_PKI (conftest).
 """
 import datetime
@@ -38,10 +42,12 @@ import dnszone
 
 ORIGIN = "dane.example."
 MX_ADDR = "127.0.0.2"
+PLAIN_ADDR = "127.0.0.3"   # the same Postfix without STARTTLS
 NOCONN = b"ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n"
 MSG = (b"From: s@client.test\nSubject: DANE\nDate: Sat, 28 Nov 2026 04:00:00 +0000\n"
        b"Message-ID: <dane@client.test>\n\nbody\n")
-DOMAINS = ["good311", "good201", "mismatch", "unusable", "bogus", "servfail", "notlsa", "insec"]
+DOMAINS = ["good311", "good201", "mismatch", "unusable", "bogus", "servfail", "notlsa", "insec", "tawrong",
+           "nostarttls"]
 
 
 def prog():
@@ -72,7 +78,8 @@ def make_pki(d):
                                        crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
           .sign(ca_key, hashes.SHA256()))
     key = ec.generate_private_key(ec.SECP256R1())
-    names = [f"mx{x}.{ORIGIN[:-1]}" for x in ("311", "201", "bad", "unus", "bogus", "fail", "notlsa")]
+    # every MX name but mxtawrong's
+    names = [f"mx{x}.{ORIGIN[:-1]}" for x in ("311", "201", "bad", "unus", "bogus", "fail", "notlsa", "plain")]
     names.append(f"mx.insec.{ORIGIN[:-1]}")
     leaf = (x509.CertificateBuilder().subject_name(name(names[0])).issuer_name(ca.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
@@ -105,8 +112,10 @@ def world():
     good, ta, wrong = sha256(spki), sha256(ca_der), sha256(other)
     recs = []
     for dom, mx in (("good311", "mx311"), ("good201", "mx201"), ("mismatch", "mxbad"), ("unusable", "mxunus"),
-                    ("bogus", "mxbogus"), ("servfail", "mxfail"), ("notlsa", "mxnotlsa")):
+                    ("bogus", "mxbogus"), ("servfail", "mxfail"), ("notlsa", "mxnotlsa"), ("tawrong", "mxtawrong")):
         recs += [f"{dom} MX 10 {mx}", f"{mx} A {MX_ADDR}"]
+    recs += ["nostarttls MX 10 mxplain", f"mxplain A {PLAIN_ADDR}", f"_25._tcp.mxplain TLSA 3 1 1 {good}",
+             f"_25._tcp.mxtawrong TLSA 2 0 1 {ta}"]
     recs += [f"_25._tcp.mx311 TLSA 3 1 1 {good}", f"_25._tcp.mx201 TLSA 2 0 1 {ta}",
              f"_25._tcp.mxbad TLSA 3 1 1 {wrong}",
              f"_25._tcp.mxunus TLSA 0 0 1 {ta}", f"_25._tcp.mxunus TLSA 1 1 1 {good}",
@@ -118,6 +127,7 @@ def world():
         after_signing=lambda s: dnszone.spoil_rdata(s, f"_25._tcp.mxbogus.{ORIGIN}", "TLSA"),
         children={f"insec.{ORIGIN}": ["@ MX 10 mx", f"mx A {MX_ADDR}", f"_25._tcp.mx TLSA 3 1 1 {wrong}"]})
     zone.work = work
+    zone.digests = {"good": good.upper(), "ta": ta.upper(), "wrong": wrong.upper()}
     yield zone
     zone.stop()
     shutil.rmtree(work, ignore_errors=True)
@@ -133,10 +143,11 @@ def mta(world, need, procs, pki, instdir):  # noqa: F811 - the fixture of peers.
         shutil.copy(world.work / f, d / f)
 
     def services():
-        return {"smtp": 25}, ["25 inet n - n - - smtpd", "virtual unix - n n - - virtual"]
-    # every address: 127.0.0.2 is reached through lo's 127/8 route without being an interface
-    # address (Postfix refuses an inet_interfaces address no interface has; qmail-remote would
-    # count one that an interface has as its own, #5.4.6)
+        # 127.0.0.2 and .3 are reached through lo's 127/8 route without being interface
+        # addresses (qmail-remote would count an interface's address as its own, #5.4.6)
+        return {"smtp": 25}, [f"{MX_ADDR}:25 inet n - n - - smtpd",
+                              f"{PLAIN_ADDR}:25 inet n - n - - smtpd -o smtpd_tls_security_level=none",
+                              "virtual unix - n n - - virtual"]
     main = ["inet_interfaces = all",
             f"smtpd_tls_cert_file = {d}/dane-cert.pem",
             f"smtpd_tls_key_file = {d}/dane-key.pem",
@@ -160,11 +171,30 @@ def deliver(world, tmp_path, dom, level):
     (q / "control" / "timeoutconnect").write_text("5\n")
     (q / "control" / "dnssecanchor").write_text(f"{world.anchor}\n")
     (q / "control" / "tlspolicy").write_text(f":{level}\n")
+    (q / "queue" / "tlsrpt").mkdir(parents=True, mode=0o700)
     domain = f"{dom}.{ORIGIN[:-1]}"
     p = subprocess.run([prog(), domain, "s@client.test", f"u@{domain}"], input=MSG, capture_output=True,
                        env={"QMAILHOME": str(q), "PATH": os.environ.get("PATH", "")}, timeout=RUN_TIMEOUT * 2)
     assert p.returncode == 0 and p.stderr == b"", p
     return p.stdout.decode("latin-1")
+
+
+def events(tmp_path):
+    """The TLS-RPT events qmail-remote recorded (tlsrpt.h's lines), as (policy type,
+    domain, MX host, result, policy string) with the escapes undone."""
+    def unescape(x):
+        return re.sub(r"%([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), x)
+    out = []
+    for f in sorted((tmp_path / "qmail" / "queue" / "tlsrpt").iterdir()):
+        for ln in f.read_text("latin-1").splitlines():
+            x = [unescape(v) for v in ln.split("\t")]
+            assert len(x) == 11 and x[0] == "tlsrpt1", ln
+            out.append((x[2], x[4], x[5], x[8], x[10]))
+    return out
+
+
+def tlsa_events(tmp_path):
+    return [e for e in events(tmp_path) if e[0] == "tlsa"]
 
 
 ACCEPTED = re.compile(r"r\0K127\.0\.0\.2 accepted message\.\nRemote host said: 250 2\.0\.0 Ok: queued as "
@@ -212,6 +242,8 @@ def test_good_tlsa_delivers_verified(world, mta, tmp_path, level, dom, mx, how):
     assert out.endswith(t + "\n\0"), out
     assert "(using TLSv1.3 with cipher" in head, head
     assert mta.wait_log(r"TLS connection established from \S+\[127\.0\.0\.1\]: TLSv1\.3", since=mark)
+    rec = f"3 1 1 {world.digests['good']}" if dom == "good311" else f"2 0 1 {world.digests['ta']}"
+    assert tlsa_events(tmp_path) == [("tlsa", f"{dom}.dane.example", f"{mx}.dane.example", "success", rec)]
 
 
 def test_mismatched_tlsa_refuses(world, mta, tmp_path):
@@ -222,6 +254,31 @@ def test_mismatched_tlsa_refuses(world, mta, tmp_path):
         "(policy dane): TLS handshake after STARTTLS: DANE: TLSA mismatch: no usable record matches the " \
         "server's chain (verify-dane)\n\0", out
     nothing_sent(mta, mark, connected=True)
+    assert tlsa_events(tmp_path) == [("tlsa", "mismatch.dane.example", "mxbad.dane.example", "tlsa-invalid",
+                                      f"3 1 1 {world.digests['wrong']}")]
+
+
+def test_dane_ta_checks_the_mx_host_name(world, mta, tmp_path):
+    """2 0 1 matches the CA the server sent, but its certificate does not name mxtawrong
+    (nor the domain): refused, nothing sent."""
+    mark = len(mta.log())
+    out = deliver(world, tmp_path, "tawrong", "dane")
+    assert out.startswith(NOCONN.decode() + "TLS certificate verification failed with mxtawrong.dane.example "
+                          "[127.0.0.2] (policy dane): TLS handshake after STARTTLS: DANE: "), out
+    assert out.endswith(" (verify-name)\n\0"), out
+    nothing_sent(mta, mark, connected=True)
+    assert [e[3] for e in tlsa_events(tmp_path)] == ["certificate-host-mismatch"]
+
+
+@pytest.mark.parametrize("level", ["dane", "dane-only"])
+def test_usable_tlsa_without_starttls_sends_nothing(world, mta, tmp_path, level):
+    """No fallback to plaintext: an MX with usable TLSA records that offers no STARTTLS."""
+    mark = len(mta.log())
+    out = deliver(world, tmp_path, "nostarttls", level)
+    assert out == NOCONN.decode() + f"DANE: TLS is required (policy {level}) but mxplain.dane.example " \
+                                    "[127.0.0.3] did not offer STARTTLS\n\0", out
+    nothing_sent(mta, mark, connected=True)
+    assert [e[3] for e in tlsa_events(tmp_path)] == ["starttls-not-supported"]
 
 
 # --------------------------------------------------------------------------- records, none usable
@@ -232,6 +289,9 @@ def test_unusable_tlsa_dane_requires_tls_unauthenticated(world, mta, tmp_path):
     delivered(mta, out, mark)
     assert re.fullmatch(r"TLS: TLSv1\.[23] \S+, Untrusted peer mxunus\.dane\.example "
                         r"\(DANE: no usable TLSA, TLS required\)", tls_line(out)), out
+    (e,) = tlsa_events(tmp_path)
+    assert e[:4] == ("tlsa", "unusable.dane.example", "mxunus.dane.example", "tlsa-invalid"), e
+    assert sorted(e[4].split("\n")) == [f"0 0 1 {world.digests['ta']}", f"1 1 1 {world.digests['good']}"], e
 
 
 def test_unusable_tlsa_dane_only_refuses(world, mta, tmp_path):
@@ -240,6 +300,7 @@ def test_unusable_tlsa_dane_only_refuses(world, mta, tmp_path):
     assert out == NOCONN.decode() + "DANE: no usable TLSA records for mxunus.dane.example [127.0.0.2], " \
                                     "not used (policy dane-only)\n\0", out
     nothing_sent(mta, mark, connected=False)
+    assert [e[3] for e in tlsa_events(tmp_path)] == ["tlsa-invalid"]
 
 
 # --------------------------------------------------------------------------- DNSSEC failures: MX unusable
@@ -251,6 +312,7 @@ def test_bogus_tlsa_makes_the_mx_unusable(world, mta, tmp_path, level):
     assert out == NOCONN.decode() + "DANE: TLSA lookup bogus (DNSSEC validation failed) for " \
         f"_25._tcp.mxbogus.dane.example [127.0.0.2], not used (policy {level})\n\0", out
     nothing_sent(mta, mark, connected=False)
+    assert [e[3] for e in tlsa_events(tmp_path)] == ["dnssec-invalid"]
 
 
 def test_servfail_for_tlsa_makes_the_mx_unusable(world, mta, tmp_path):
@@ -259,6 +321,7 @@ def test_servfail_for_tlsa_makes_the_mx_unusable(world, mta, tmp_path):
     assert out == NOCONN.decode() + "DANE: TLSA lookup failed temporarily for " \
         "_25._tcp.mxfail.dane.example [127.0.0.2], not used (policy dane)\n\0", out
     nothing_sent(mta, mark, connected=False)
+    assert [e[3] for e in tlsa_events(tmp_path)] == ["dnssec-invalid"]
 
 
 # --------------------------------------------------------------------------- no TLSA to go by
@@ -274,6 +337,8 @@ def test_without_tlsa_dane_is_may(world, mta, tmp_path, dom, mx, why):
     delivered(mta, out, mark)
     assert f"\nDANE: {why} for {mx}.dane.example [127.0.0.2], TLS opportunistic (policy dane)\n" in out, out
     assert re.fullmatch(rf"TLS: TLSv1\.3 TLS_\w+, (Untrusted|Trusted) peer {mx}\.dane\.example", tls_line(out)), out
+    assert out.count("DANE: ") == 1, out
+    assert tlsa_events(tmp_path) == []     # no DANE policy applied
 
 
 @pytest.mark.parametrize("dom,mx,why", [
@@ -285,3 +350,4 @@ def test_without_tlsa_dane_only_refuses(world, mta, tmp_path, dom, mx, why):
     assert out == NOCONN.decode() + f"DANE: {why} for {mx}.dane.example [127.0.0.2], " \
                                     "not used (policy dane-only)\n\0", out
     nothing_sent(mta, mark, connected=False)
+    assert [e[3] for e in tlsa_events(tmp_path)] == ["dane-required"]
