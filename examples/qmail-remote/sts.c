@@ -198,20 +198,24 @@ static void cache_store(void)
 /* ------------------------------------------------------------------ lookup */
 
 /* The id of the one STS record at _mta-sts.<dom> into txt_id: 1; 0 when
- * there is none, more than one, or the lookup failed. */
+ * there is none, more than one (malformed ones counted: RFC 8461 section
+ * 3.1 keeps every record beginning with "v=STSv1"), the one is malformed,
+ * or the lookup failed. */
 static int txt_lookup(void)
 {
 	char name[300], *recs[TXT_MAX], id[MTASTS_ID_MAX + 1];
 	size_t lens[TXT_MAX];
-	int n, i, found = 0;
+	int n, i, sts = 0, valid = 0;
 	snprintf(name, sizeof name, "_mta-sts.%s", dom);
 	n = dns_txt(name, recs, lens, TXT_MAX);
 	for (i = 0; i < n; i++) {
-		if (mtasts_txt_parse(recs[i], lens[i], id) == 1 && found++ == 0)
+		int r = mtasts_txt_parse(recs[i], lens[i], id);
+		sts += r != 0;
+		if (r == 1 && valid++ == 0)
 			memcpy(txt_id, id, sizeof id);
 		free(recs[i]);
 	}
-	return found == 1;
+	return sts == 1 && valid == 1;
 }
 
 static const char *fetch_type(int rc)
@@ -264,7 +268,7 @@ static int lookup(int force)
 		cache_store();
 		return 1;
 	}
-	return cached ? cache_load(&c) : 0;   /* the cached policy again (fetch wrote over pol) */
+	return cached;   /* a failed fetch leaves the cached policy in pol and text */
 }
 
 void sts_begin(const char *domain)

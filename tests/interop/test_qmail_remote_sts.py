@@ -70,11 +70,15 @@ SCENARIOS = {
     "testing_mismatch": [step(body=TESTING_OTHER)],
     "testing_mx_wrong_name": [step(body=TESTING_MATCH, mx_cert="wrongname")],
     "enforce_no_starttls": [step(mx_cert="none")],
+    "enforce_starttls_refused": [step(mx_cert="refuse")],
     "policy_cert_expired": [step(body=ENFORCE_OTHER, policy_cert="expired")],
     "policy_cert_wrong_name": [step(body=ENFORCE_OTHER, policy_cert="wrongname")],
     "policy_too_large": [step(body=TOO_LARGE)],
     "no_record": [step(txt=(), body=ENFORCE_OTHER)],
     "two_records": [step(txt=("v=STSv1; id=1", "v=STSv1; id=2"), body=ENFORCE_OTHER)],
+    # RFC 8461 3.1: a malformed STS record still counts as one; other TXT records do not
+    "record_and_malformed": [step(txt=("v=STSv1; id=1", "v=STSv1; id=bad_id"), body=ENFORCE_OTHER)],
+    "record_and_other_txt": [step(txt=("v=spf1 -all", "v=STSv1; id=1"), body=ENFORCE_OTHER)],
     # cached for id 1; the policy served changes, the id does not: the cache holds; then the id changes
     "id_change": [step(), step(body=ENFORCE_OTHER), step(txt=("v=STSv1; id=2",), body=ENFORCE_OTHER)],
     "damaged_cache": [step(), step(damage_cache=True)],
@@ -163,6 +167,12 @@ def tls_ok(cert):
         if cert == "mx-none":                      # no STARTTLS offered
             from test_qmail_remote import plain_ok
             return plain_ok(s)
+        if cert == "mx-refuse":                    # refused, with a reply that tries to forge an event line
+            s.send("220 mx ESMTP\r\n")
+            s.expect("EHLO", "250-mx\r\n250 STARTTLS\r\n")
+            s.expect("STARTTLS", "454 no %0A\ttlsrpt1\t1\tsts\tsts.test \x01\r\n")
+            s.line()
+            return
         s.send("220 mx ESMTP\r\n")
         s.expect("EHLO", "250-mx\r\n250 STARTTLS\r\n")
         s.expect("STARTTLS", "220 go\r\n")
@@ -374,6 +384,15 @@ def test_enforce_without_starttls_is_refused():
     assert [e["result"] for e in events(r)] == ["starttls-not-supported"], r
 
 
+def test_a_hostile_reply_stays_inside_its_event_field():
+    (r,) = scenario("enforce_starttls_refused")
+    deferred(r)
+    assert len(r["events"]) == 1, r               # one line, whatever the reply held
+    (e,) = events(r)
+    assert e["result"] == "starttls-not-supported", e
+    assert e["detail"].endswith("refused STARTTLS: 454 no %0A?tlsrpt1?1?sts?sts.test ?"), e
+
+
 def fetch_failed(r, result):
     delivered(r)                                   # as without a policy: the enforce policy is not used
     assert r["cache"] == {}, r
@@ -412,6 +431,18 @@ def test_two_records_no_policy():
     (r,) = scenario("two_records")
     delivered(r)
     assert r["http"] == [] and r["cache"] == {}, r
+
+
+def test_malformed_second_record_means_no_policy():
+    (r,) = scenario("record_and_malformed")
+    delivered(r)
+    assert r["http"] == [] and r["cache"] == {}, r
+
+
+def test_other_txt_records_are_ignored():
+    (r,) = scenario("record_and_other_txt")
+    deferred(r)
+    assert r["http"] == ["/.well-known/mta-sts.txt"] * 2, r
 
 
 def test_id_change_refetches():
