@@ -17,6 +17,9 @@ the MX names, issued by a CA of this module and sent with it (leaf, CA).
   notlsa.dane.example   mxnotlsa           none (NXDOMAIN, signed)
   tawrong.dane.example  mxtawrong          TLSA 2 0 1 (the CA), but the certificate does not name mxtawrong
   nostarttls.dane.example mxplain (127.0.0.3, no STARTTLS) TLSA 3 1 1 (the leaf's key)
+  nomx.dane.example     (no MX: itself)    TLSA 3 1 1 (the leaf's key)
+  twomx.dane.example    mxbogus (10), mx311 (20)
+  bogusaddr.dane.example mxbogusa          its A record changed after signing (bogus)
   insec.dane.example    mx.insec (unsigned) TLSA 3 1 1 of another key, insecure: must be ignored
 
 Each case delivers (and Postfix's Maildir holds the message, its log the TLS session) or
@@ -47,7 +50,7 @@ NOCONN = b"ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n"
 MSG = (b"From: s@client.test\nSubject: DANE\nDate: Sat, 28 Nov 2026 04:00:00 +0000\n"
        b"Message-ID: <dane@client.test>\n\nbody\n")
 DOMAINS = ["good311", "good201", "mismatch", "unusable", "bogus", "servfail", "notlsa", "insec", "tawrong",
-           "nostarttls"]
+           "nostarttls", "nomx", "twomx", "bogusaddr"]
 
 
 def prog():
@@ -80,7 +83,7 @@ def make_pki(d):
     key = ec.generate_private_key(ec.SECP256R1())
     # every MX name but mxtawrong's
     names = [f"mx{x}.{ORIGIN[:-1]}" for x in ("311", "201", "bad", "unus", "bogus", "fail", "notlsa", "plain")]
-    names.append(f"mx.insec.{ORIGIN[:-1]}")
+    names += [f"mx.insec.{ORIGIN[:-1]}", f"nomx.{ORIGIN[:-1]}"]
     leaf = (x509.CertificateBuilder().subject_name(name(names[0])).issuer_name(ca.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
@@ -115,7 +118,10 @@ def world():
                     ("bogus", "mxbogus"), ("servfail", "mxfail"), ("notlsa", "mxnotlsa"), ("tawrong", "mxtawrong")):
         recs += [f"{dom} MX 10 {mx}", f"{mx} A {MX_ADDR}"]
     recs += ["nostarttls MX 10 mxplain", f"mxplain A {PLAIN_ADDR}", f"_25._tcp.mxplain TLSA 3 1 1 {good}",
-             f"_25._tcp.mxtawrong TLSA 2 0 1 {ta}"]
+             f"_25._tcp.mxtawrong TLSA 2 0 1 {ta}",
+             f"nomx A {MX_ADDR}", f"_25._tcp.nomx TLSA 3 1 1 {good}",
+             "twomx MX 10 mxbogus", "twomx MX 20 mx311",
+             "bogusaddr MX 10 mxbogusa", f"mxbogusa A {MX_ADDR}"]
     recs += [f"_25._tcp.mx311 TLSA 3 1 1 {good}", f"_25._tcp.mx201 TLSA 2 0 1 {ta}",
              f"_25._tcp.mxbad TLSA 3 1 1 {wrong}",
              f"_25._tcp.mxunus TLSA 0 0 1 {ta}", f"_25._tcp.mxunus TLSA 1 1 1 {good}",
@@ -124,7 +130,8 @@ def world():
              "insec NS ns"]                                       # no DS: an insecure delegation
     zone = dnszone.SignedZone(
         work, ORIGIN, recs,
-        after_signing=lambda s: dnszone.spoil_rdata(s, f"_25._tcp.mxbogus.{ORIGIN}", "TLSA"),
+        after_signing=lambda s: dnszone.spoil_rdata(dnszone.spoil_rdata(s, f"_25._tcp.mxbogus.{ORIGIN}", "TLSA"),
+                                                    f"mxbogusa.{ORIGIN}", "A"),
         children={f"insec.{ORIGIN}": ["@ MX 10 mx", f"mx A {MX_ADDR}", f"_25._tcp.mx TLSA 3 1 1 {wrong}"]})
     zone.work = work
     zone.digests = {"good": good.upper(), "ta": ta.upper(), "wrong": wrong.upper()}
@@ -351,3 +358,33 @@ def test_without_tlsa_dane_only_refuses(world, mta, tmp_path, dom, mx, why):
                                     "not used (policy dane-only)\n\0", out
     nothing_sent(mta, mark, connected=False)
     assert [e[3] for e in tlsa_events(tmp_path)] == ["dane-required"]
+
+
+# --------------------------------------------------------------------------- more of RFC 7672 section 2.2
+
+def test_domain_without_mx_is_its_own_tlsa_base(world, mta, tmp_path):
+    """No MX (denied securely): the domain is the host, _25._tcp.<domain> its TLSA."""
+    mark = len(mta.log())
+    out = deliver(world, tmp_path, "nomx", "dane-only")
+    delivered(mta, out, mark)
+    assert re.fullmatch(r"TLS: TLSv1\.3 TLS_\w+, Verified peer nomx\.dane\.example "
+                        r"\(DANE TLSA 3 1 1, the certificate itself\)", tls_line(out)), out
+
+
+def test_an_unusable_mx_passes_to_the_next(world, mta, tmp_path):
+    """The first MX's TLSA are bogus: that MX is not used, the second delivers under DANE."""
+    mark = len(mta.log())
+    out = deliver(world, tmp_path, "twomx", "dane")
+    delivered(mta, out, mark)
+    assert "Verified peer mx311.dane.example (DANE TLSA 3 1 1" in tls_line(out), out
+    assert [(e[2], e[3]) for e in tlsa_events(tmp_path)] == [("mxbogus.dane.example", "dnssec-invalid"),
+                                                             ("mx311.dane.example", "success")]
+
+
+@pytest.mark.parametrize("level", ["may", "dane"])
+def test_bogus_address_records_are_a_temporary_failure(world, mta, tmp_path, level):
+    """A validating resolver's SERVFAIL, whatever the level: never "no such host"."""
+    mark = len(mta.log())
+    out = deliver(world, tmp_path, "bogusaddr", level)
+    assert out == "ZSorry, I couldn't find any host by that name. (#4.1.2)\n\0", out
+    nothing_sent(mta, mark, connected=False)
