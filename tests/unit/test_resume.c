@@ -6,7 +6,8 @@
  * again and refused (or, still trusting, verified again and accepted);
  * pins, names or the verification mode changed => verified again; a
  * verification hook is called again; a damaged verdict header is refused,
- * a changed digest verifies again.  Over socketpairs, TLS 1.3 and 1.2.
+ * a changed digest verifies again; a success holds until the verified
+ * chain's first notAfter.  Over socketpairs, TLS 1.3 and 1.2.
  *
  * "Not parsed" is seen by counting the library's calls of BoringSSL's
  * X509_STORE_add_cert: this program defines that symbol, so the
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "testutil.h"
 
@@ -385,6 +387,70 @@ static void test_damaged_header(void)
 	mailtls_config_free(sc);
 }
 
+static long long until_of(const unsigned char *sess)
+{
+	unsigned long long u = 0;
+	for (int i = 0; i < 8; i++)
+		u = u << 8 | sess[38 + i];   /* verdict.c's header */
+	return (long long)u;
+}
+
+static void set_until(unsigned char *sess, long long until)
+{
+	for (int i = 0; i < 8; i++)
+		sess[38 + i] = (unsigned char)((unsigned long long)until >> (56 - 8 * i));
+}
+
+/* A success holds until the first notAfter of the chain it verified (leaf,
+ * intermediate, root); past it, the peer is verified again.  A pin's has
+ * no date. */
+static void test_verdict_until(void)
+{
+	struct mailtls_config *sc = tu_server_config("server-ec.pem", "server-ec.key");
+	const char *trust = trust_file(tu_scratch_dir(), "trust.pem", "unknown-ca.pem", "ca.pem");
+	struct mailtls_config *cc = client(trust), *fresh, *pinned = client(NULL);
+	unsigned char *sess;
+	char first[64];
+	size_t len;
+	struct tu_conn k;
+	int before;
+	sess = saved(sc, cc, "localhost", NULL, 0, &len);
+	tu_sh_line(first, sizeof first, "for f in '%s' '%s' '%s'; do date -d \"$(openssl x509 -noout -enddate -in "
+	    "\"$f\" | cut -d= -f2)\" +%%s; done | sort -n | head -1", pki("server-ec-leaf.pem"), pki("int.pem"),
+	    pki("ca.pem"));
+	CHECK_EQ(until_of(sess), atoll(first));
+
+	set_until(sess, (long long)time(NULL) - 1);   /* the chain expired since */
+	fresh = client(trust);
+	before = anchors_added;
+	resume(&k, sc, fresh, NULL, sess, len);
+	EXPECT_HS_OK(&k);
+	CHECK_EQ(mailtls_session_reused(k.c), 1);
+	CHECK_EQ(mailtls_peer_verified(k.c), 1);
+	CHECK_EQ(anchors_added, before + 1);   /* verified again */
+	tu_conn_close(&k);
+	mailtls_config_free(fresh);
+
+	set_until(sess, (long long)time(NULL) + 600);
+	fresh = client(trust);
+	before = anchors_added;
+	resume(&k, sc, fresh, NULL, sess, len);
+	EXPECT_HS_OK(&k);
+	CHECK_EQ(mailtls_peer_verified(k.c), 1);
+	CHECK_EQ(anchors_added, before);       /* kept */
+	tu_conn_close(&k);
+	mailtls_config_free(fresh);
+	free(sess);
+
+	CHECK_CFG_OK(pinned, mailtls_config_add_pin(pinned, tu_fingerprint_of(pki("server-ec-leaf.pem"))));
+	sess = saved(sc, pinned, "localhost", NULL, 0, &len);
+	CHECK_EQ(until_of(sess), 0x7fffffffffffffffLL);
+	free(sess);
+	mailtls_config_free(pinned);
+	mailtls_config_free(cc);
+	mailtls_config_free(sc);
+}
+
 /* A configuration that does not verify saves no verdict: the plain
  * session bytes, as before verdicts existed, and they still resume. */
 static void test_no_verification(void)
@@ -415,6 +481,7 @@ int main(void)
 	RUN_ISOLATED(test_names_and_mode);
 	RUN_ISOLATED(test_hook);
 	RUN_ISOLATED(test_damaged_header);
+	RUN_ISOLATED(test_verdict_until);
 	RUN_ISOLATED(test_no_verification);
 	return tu_isolated_result();
 }
