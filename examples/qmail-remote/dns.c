@@ -76,6 +76,7 @@ static struct ub_ctx *resolver(void)
 	const char *ta;
 	FILE *devnull;
 	size_t i;
+	int r;
 	if (ub || ub_broken)
 		return ub;
 	ub = ub_ctx_create();
@@ -98,7 +99,12 @@ static struct ub_ctx *resolver(void)
 	for (i = 0; i < sizeof special / sizeof special[0]; i++)
 		if (ub_ctx_set_option(ub, "local-zone:", special[i]) != 0)
 			temp_nomem();
-	if (ub_ctx_resolvconf(ub, NULL) != 0) {
+	/* no resolv.conf: the local server, as glibc's resolver does
+	 * (libunbound itself does so for a file that names none) */
+	r = ub_ctx_resolvconf(ub, NULL);
+	if (r == UB_READFILE && access("/etc/resolv.conf", F_OK) < 0 && errno == ENOENT)
+		r = ub_ctx_set_fwd(ub, "127.0.0.1");
+	if (r != 0) {
 		ub_ctx_delete(ub);
 		ub = NULL;
 		ub_broken = 1;

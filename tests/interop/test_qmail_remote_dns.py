@@ -64,6 +64,7 @@ SCENARIOS = {
     "own_literal": ("[127.0.0.1]", ["u@plain.test"], []),
     "all_aliases": ("me.test", ["u@alias-me.test"], ["127.0.0.3"]),
     "some_aliases": ("me.test", ["u@alias-me.test", "v@me.test"], ["127.0.0.3"]),
+    "no_resolv_conf": ("multi.test", ["u@multi.test"], ["127.0.0.2", "127.0.0.3"]),
 }
 
 
@@ -88,9 +89,15 @@ def inside(name, workdir, prog):
     from test_qmail_remote import Server
     work = Path(workdir)
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=RUN_TIMEOUT)
-    resolv = work / "resolv.conf"
-    resolv.write_text("nameserver 127.0.0.1\noptions timeout:2 attempts:2\n")
-    subprocess.run(["mount", "--bind", str(resolv), "/etc/resolv.conf"], check=True, timeout=RUN_TIMEOUT)
+    if name == "no_resolv_conf":
+        # a copy of /etc without resolv.conf in its place (glibc then asks 127.0.0.1)
+        etc = work / "etc"
+        shutil.copytree("/etc", etc, symlinks=True, ignore=lambda d, names: ["resolv.conf"] if d == "/etc" else [])
+        subprocess.run(["mount", "--bind", str(etc), "/etc"], check=True, timeout=RUN_TIMEOUT)
+    else:
+        resolv = work / "resolv.conf"
+        resolv.write_text("nameserver 127.0.0.1\noptions timeout:2 attempts:2\n")
+        subprocess.run(["mount", "--bind", str(resolv), "/etc/resolv.conf"], check=True, timeout=RUN_TIMEOUT)
     log = open(work / "dnsmasq.log", "wb")
     dns = subprocess.Popen(["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
                             "--listen-address=127.0.0.1", "--bind-interfaces", "--port=53", "--pid-file=",
@@ -202,6 +209,13 @@ def test_lowest_preference_first():
     assert r["servers"]["127.0.0.2"][:3] == ["EHLO client.test.example", "MAIL FROM:<s@client.test>",
                                              "RCPT TO:<u@multi.test>"]
     assert r["servers"]["127.0.0.3"] == []
+    assert "query[MX] multi.test" in r["dnsmasq"]
+
+
+def test_without_resolv_conf_the_local_server_is_asked():
+    """As glibc's resolver: no /etc/resolv.conf means 127.0.0.1."""
+    r = scenario("no_resolv_conf")
+    ok(r, "127.0.0.2")
     assert "query[MX] multi.test" in r["dnsmasq"]
 
 
