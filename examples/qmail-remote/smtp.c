@@ -86,6 +86,7 @@ int smtp(const struct ip *ip, unsigned port, const char *domain, int tls_allowed
 	if (!c)
 		temp_nomem();
 	c->timeout = ctl.timeoutremote;
+	tlsrpt_local(-1);   /* the events before this connection is made have no local address */
 	policy_for(domain, ip->name, &p);
 	if (dane_for(ip, port, domain, &p) < 0) {
 		free(c);

@@ -313,7 +313,6 @@ int sts_mx(const char *domain, const struct ip *ip, struct policy *p)
 		return 0;
 	if (!mtasts_mx_match(&pol, ip->name)) {
 		ip_fmt(ip, addr, sizeof addr);
-		tlsrpt_local(-1);   /* no connection was made */
 		tlsrpt_event_policy(TLSRPT_POLICY_STS, dom, dom, ip->name, addr, "validation-failure",
 		    "the MX host matches no mx pattern of the policy", policy_string());
 		if (pol.mode == MTASTS_MODE_TESTING) {
