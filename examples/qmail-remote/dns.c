@@ -68,6 +68,14 @@ static const char *anchor_file(void)
 	return access(DNSSEC_ANCHOR_DEFAULT, R_OK) == 0 ? DNSSEC_ANCHOR_DEFAULT : NULL;
 }
 
+/* The trust anchor file control/dnssecanchor names cannot be read, or
+ * unbound takes no anchor from it (found at the first lookup). */
+static void bad_anchor(void) __attribute__((noreturn));
+static void bad_anchor(void)
+{
+	temp_control_line("control/dnssecanchor", 1);
+}
+
 /* One context per process, made at the first lookup. */
 static struct ub_ctx *resolver(void)
 {
@@ -114,10 +122,10 @@ static struct ub_ctx *resolver(void)
 	if (ta) {
 		int fd = open(ta, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
-			temp_control();
+			bad_anchor();
 		close(fd);
 		if (ub_ctx_add_ta_file(ub, ta) != 0)
-			temp_control();
+			temp_nomem();
 	}
 	return ub;
 }
@@ -132,15 +140,17 @@ static int query(const char *name, int type, struct ub_result **res, int *secure
 {
 	struct ub_ctx *u = resolver();
 	struct ub_result *r = NULL;
-	int out;
+	int out, q;
 	*res = NULL;
 	*secure = 0;
 	if (!u)
 		return Q_SOFT;
-	if (ub_resolve(u, name, type, ns_c_in, &r) != 0 || !r) {
+	q = ub_resolve(u, name, type, ns_c_in, &r);
+	if (q == UB_INITFAIL)
+		bad_anchor();   /* the configuration is read at the first query */
+	if (q != 0 || !r) {
 		if (r)
 			ub_resolve_free(r);
-		/* a trust anchor file unbound cannot read or parse */
 		return Q_SOFT;
 	}
 	if (r->bogus)

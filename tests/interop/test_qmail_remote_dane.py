@@ -170,13 +170,13 @@ def mta(world, need, procs, pki, instdir):  # noqa: F811 - the fixture of peers.
     inst.stop()
 
 
-def deliver(world, tmp_path, dom, level):
+def deliver(world, tmp_path, dom, level, anchor=None):
     q = tmp_path / "qmail"
     (q / "control").mkdir(parents=True)
     (q / "control" / "me").write_text("client.test.example\n")
     (q / "control" / "timeoutremote").write_text("15\n")
     (q / "control" / "timeoutconnect").write_text("5\n")
-    (q / "control" / "dnssecanchor").write_text(f"{world.anchor}\n")
+    (q / "control" / "dnssecanchor").write_text(f"{anchor or world.anchor}\n")
     (q / "control" / "tlspolicy").write_text(f":{level}\n")
     (q / "queue" / "tlsrpt").mkdir(parents=True, mode=0o700)
     domain = f"{dom}.{ORIGIN[:-1]}"
@@ -387,4 +387,17 @@ def test_bogus_address_records_are_a_temporary_failure(world, mta, tmp_path, lev
     mark = len(mta.log())
     out = deliver(world, tmp_path, "bogusaddr", level)
     assert out == "ZSorry, I couldn't find any host by that name. (#4.1.2)\n\0", out
+    nothing_sent(mta, mark, connected=False)
+
+
+@pytest.mark.parametrize("content", ["not a key\n", None])
+def test_an_unusable_trust_anchor_is_a_control_failure(world, mta, tmp_path, content):
+    """The file control/dnssecanchor names holds no key unbound takes, or is missing:
+    no delivery without the validation asked for."""
+    bad = tmp_path / "anchor.key"
+    if content is not None:
+        bad.write_text(content)
+    mark = len(mta.log())
+    out = deliver(world, tmp_path, "good311", "dane", anchor=bad)
+    assert out == "ZUnable to read control files. (#4.3.0)\ncontrol/dnssecanchor line 1 is malformed.\n\0", out
     nothing_sent(mta, mark, connected=False)
