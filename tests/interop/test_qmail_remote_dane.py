@@ -172,13 +172,14 @@ def mta(world, need, procs, pki, instdir):  # noqa: F811 - the fixture of peers.
 
 def deliver(world, tmp_path, dom, level, anchor=None):
     q = tmp_path / "qmail"
-    (q / "control").mkdir(parents=True)
+    (q / "control").mkdir(parents=True, exist_ok=True)
     (q / "control" / "me").write_text("client.test.example\n")
     (q / "control" / "timeoutremote").write_text("15\n")
     (q / "control" / "timeoutconnect").write_text("5\n")
     (q / "control" / "dnssecanchor").write_text(f"{anchor or world.anchor}\n")
     (q / "control" / "tlspolicy").write_text(f":{level}\n")
-    (q / "queue" / "tlsrpt").mkdir(parents=True, mode=0o700)
+    for d in ("tlsrpt", "tlscache"):
+        (q / "queue" / d).mkdir(parents=True, mode=0o700, exist_ok=True)
     domain = f"{dom}.{ORIGIN[:-1]}"
     p = subprocess.run([prog(), domain, "s@client.test", f"u@{domain}"], input=MSG, capture_output=True,
                        env={"QMAILHOME": str(q), "PATH": os.environ.get("PATH", "")}, timeout=RUN_TIMEOUT * 2)
@@ -208,12 +209,12 @@ ACCEPTED = re.compile(r"r\0K127\.0\.0\.2 accepted message\.\nRemote host said: 2
                       r"[0-9A-Za-z]+\n")
 
 
-def delivered(mta, out, mark):
+def delivered(mta, out, mark, n=1):
     assert ACCEPTED.match(out), out
     assert mta.wait_log(r"status=sent \(delivered to maildir\)", since=mark, timeout=RUN_TIMEOUT), mta.log(mark)
-    files = list((mta.vmail / "new").iterdir())
-    assert len(files) == 1 and files[0].read_bytes().endswith(MSG), files
-    return files[0].read_text("latin-1")
+    files = sorted((mta.vmail / "new").iterdir(), key=lambda f: f.stat().st_mtime_ns)
+    assert len(files) == n and files[-1].read_bytes().endswith(MSG), files
+    return files[-1].read_text("latin-1")
 
 
 def tls_line(out):
@@ -401,3 +402,17 @@ def test_an_unusable_trust_anchor_is_a_control_failure(world, mta, tmp_path, con
     out = deliver(world, tmp_path, "good311", "dane", anchor=bad)
     assert out == "ZUnable to read control files. (#4.3.0)\ncontrol/dnssecanchor line 1 is malformed.\n\0", out
     nothing_sent(mta, mark, connected=False)
+
+
+def test_resumed_session_is_checked_against_the_tlsa_again(world, mta, tmp_path):
+    """The session cache (queue/tlscache): the second delivery resumes, and its peer is
+    still authenticated by the TLSA record, not by a verdict carried in the cache."""
+    mark = len(mta.log())
+    first = deliver(world, tmp_path, "good311", "dane")
+    delivered(mta, first, mark)
+    assert not tls_line(first).endswith(", resumed"), first
+    mark = len(mta.log())
+    second = deliver(world, tmp_path, "good311", "dane")
+    delivered(mta, second, mark, n=2)
+    assert re.fullmatch(r"TLS: TLSv1\.3 TLS_\w+, Verified peer mx311\.dane\.example "
+                        r"\(DANE TLSA 3 1 1, the certificate itself\), resumed", tls_line(second)), second
