@@ -186,7 +186,8 @@ static void fail_reason(const char *mxhost, const struct policy *p, const char *
 
 /* Names the certificate is checked against (verify: the MX host; secure:
  * the destination domain and match= names; DANE-TA: the MX host, and the
- * destination domain when the MX records were validated). */
+ * destination domain when the MX records were validated, not for an
+ * smtproutes relay, which is no MX of the domain). */
 static int set_names(struct mailtls *s, const struct ip *ip, const struct policy *p, const char *domain)
 {
 	char buf[sizeof p->match], *save = NULL, *n;
@@ -195,7 +196,8 @@ static int set_names(struct mailtls *s, const struct ip *ip, const struct policy
 	if (p->dane) {
 		const struct tlsa_rrs *r = dane_records();
 		names[k++] = ip->name;
-		if (ip->secure && strcasecmp(domain, ip->name))
+		const char *relay = route_lookup(domain);
+		if (ip->secure && strcasecmp(domain, ip->name) && !(relay && *relay))
 			names[k++] = domain;
 		return mailtls_set_dane(s, r->rec, (size_t)r->n, names, k) < 0 ? -1 : 0;
 	}

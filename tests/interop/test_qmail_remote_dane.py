@@ -20,6 +20,7 @@ the MX names, issued by a CA of this module and sent with it (leaf, CA).
   nomx.dane.example     (no MX: itself)    TLSA 3 1 1 (the leaf's key)
   twomx.dane.example    mxbogus (10), mx311 (20)
   bogusaddr.dane.example mxbogusa          its A record changed after signing (bogus)
+  named.dane.example    mxtawrong          (the certificate names the domain, not the MX host)
   insec.dane.example    mx.insec (unsigned) TLSA 3 1 1 of another key, insecure: must be ignored
 
 Each case delivers (and Postfix's Maildir holds the message, its log the TLS session) or
@@ -50,7 +51,7 @@ NOCONN = b"ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n"
 MSG = (b"From: s@client.test\nSubject: DANE\nDate: Sat, 28 Nov 2026 04:00:00 +0000\n"
        b"Message-ID: <dane@client.test>\n\nbody\n")
 DOMAINS = ["good311", "good201", "mismatch", "unusable", "bogus", "servfail", "notlsa", "insec", "tawrong",
-           "nostarttls", "nomx", "twomx", "bogusaddr"]
+           "nostarttls", "nomx", "twomx", "bogusaddr", "named"]
 
 
 def prog():
@@ -83,7 +84,7 @@ def make_pki(d):
     key = ec.generate_private_key(ec.SECP256R1())
     # every MX name but mxtawrong's
     names = [f"mx{x}.{ORIGIN[:-1]}" for x in ("311", "201", "bad", "unus", "bogus", "fail", "notlsa", "plain")]
-    names += [f"mx.insec.{ORIGIN[:-1]}", f"nomx.{ORIGIN[:-1]}"]
+    names += [f"mx.insec.{ORIGIN[:-1]}", f"nomx.{ORIGIN[:-1]}", f"named.{ORIGIN[:-1]}"]
     leaf = (x509.CertificateBuilder().subject_name(name(names[0])).issuer_name(ca.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
@@ -121,7 +122,8 @@ def world():
              f"_25._tcp.mxtawrong TLSA 2 0 1 {ta}",
              f"nomx A {MX_ADDR}", f"_25._tcp.nomx TLSA 3 1 1 {good}",
              "twomx MX 10 mxbogus", "twomx MX 20 mx311",
-             "bogusaddr MX 10 mxbogusa", f"mxbogusa A {MX_ADDR}"]
+             "bogusaddr MX 10 mxbogusa", f"mxbogusa A {MX_ADDR}",
+             "named MX 10 mxtawrong"]
     recs += [f"_25._tcp.mx311 TLSA 3 1 1 {good}", f"_25._tcp.mx201 TLSA 2 0 1 {ta}",
              f"_25._tcp.mxbad TLSA 3 1 1 {wrong}",
              f"_25._tcp.mxunus TLSA 0 0 1 {ta}", f"_25._tcp.mxunus TLSA 1 1 1 {good}",
@@ -170,7 +172,7 @@ def mta(world, need, procs, pki, instdir):  # noqa: F811 - the fixture of peers.
     inst.stop()
 
 
-def deliver(world, tmp_path, dom, level, anchor=None):
+def deliver(world, tmp_path, dom, level, anchor=None, routes=None):
     q = tmp_path / "qmail"
     (q / "control").mkdir(parents=True, exist_ok=True)
     (q / "control" / "me").write_text("client.test.example\n")
@@ -178,6 +180,8 @@ def deliver(world, tmp_path, dom, level, anchor=None):
     (q / "control" / "timeoutconnect").write_text("5\n")
     (q / "control" / "dnssecanchor").write_text(f"{anchor or world.anchor}\n")
     (q / "control" / "tlspolicy").write_text(f":{level}\n")
+    if routes:
+        (q / "control" / "smtproutes").write_text(routes)
     for d in ("tlsrpt", "tlscache"):
         (q / "queue" / d).mkdir(parents=True, mode=0o700, exist_ok=True)
     domain = f"{dom}.{ORIGIN[:-1]}"
@@ -416,3 +420,25 @@ def test_resumed_session_is_checked_against_the_tlsa_again(world, mta, tmp_path)
     delivered(mta, second, mark, n=2)
     assert re.fullmatch(r"TLS: TLSv1\.3 TLS_\w+, Verified peer mx311\.dane\.example "
                         r"\(DANE TLSA 3 1 1, the certificate itself\), resumed", tls_line(second)), second
+
+
+def test_dane_ta_of_a_relay_checks_the_relay_name_only(world, mta, tmp_path):
+    """smtproutes sends nomx.dane.example to mxtawrong (TLSA 2 0 1): the certificate names
+    nomx.dane.example but not mxtawrong, and a relay is no MX of the domain, so the
+    domain is no reference identifier: refused."""
+    mark = len(mta.log())
+    out = deliver(world, tmp_path, "nomx", "dane", routes="nomx.dane.example:mxtawrong.dane.example\n")
+    assert out.startswith(NOCONN.decode() + "TLS certificate verification failed with mxtawrong.dane.example "
+                          "[127.0.0.2] (policy dane): TLS handshake after STARTTLS: DANE: "), out
+    assert out.endswith(" (verify-name)\n\0"), out
+    nothing_sent(mta, mark, connected=True)
+
+
+def test_dane_ta_accepts_the_domain_name_of_a_secure_mx(world, mta, tmp_path):
+    """The reverse: named.dane.example's MX mxtawrong is not named by the certificate, but
+    the recipient domain is, and the MX records were validated (RFC 7672 section 3.2.2):
+    delivered."""
+    mark = len(mta.log())
+    out = deliver(world, tmp_path, "named", "dane")
+    delivered(mta, out, mark)
+    assert "Verified peer mxtawrong.dane.example (DANE TLSA 2 0 1, trust anchor in the chain)" in out, out
