@@ -20,6 +20,7 @@ import ctypes
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
+PR_SET_PDEATHSIG = 1
 SBIN = ":/usr/sbin:/sbin"
 
 
@@ -117,7 +119,10 @@ class SignedZone:
 
     def start(self, argv, name, addr):
         log = open(self.dir / f"{name}.out", "wb")
-        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir)
+        libc = ctypes.CDLL(None)
+        # a test run killed outright takes its servers along (no teardown runs then)
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir,
+                             preexec_fn=lambda: libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL))
         log.close()
         self.procs.append(p)
         deadline = time.monotonic() + START_TIMEOUT
