@@ -33,12 +33,13 @@ static char file[MTASTS_CACHE_FILE_MAX + 64];
 static void parse(struct fz *f)
 {
 	struct mtasts_cached c;
-	long long now = 0;
+	unsigned long long u = 0;
+	long long now;
 	size_t len, n;
 	const uint8_t *p;
 	for (int i = 0; i < 8; i++)
-		now = now << 8 | fz_u8(f);
-	now &= 0x7fffffffffffffffLL;
+		u = u << 8 | fz_u8(f);
+	now = (long long)(u & 0x7fffffffffffffffULL);
 	p = fz_bytes(f, f->n, &len);
 	if (mtasts_cache_parse((const char *)p, len, "sts.test", now, &c) != 0)
 		return;
