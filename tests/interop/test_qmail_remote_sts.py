@@ -58,9 +58,10 @@ TESTING_MATCH = policy(mode="testing", mx=("*.sts.test",))
 TOO_LARGE = ENFORCE_OTHER + b"".join(b"ext%d: %s\r\n" % (i, b"a" * 900) for i in range(80))
 
 
-def step(txt=("v=STSv1; id=1",), body=ENFORCE_MATCH, policy_cert="good", mx_cert="good", damage_cache=False):
+def step(txt=("v=STSv1; id=1",), body=ENFORCE_MATCH, policy_cert="good", mx_cert="good", damage_cache=False,
+         expire_cache=False, cache_mode=0o700):
     return {"txt": list(txt), "body": body.decode("latin-1"), "policy_cert": policy_cert, "mx_cert": mx_cert,
-            "damage_cache": damage_cache}
+            "damage_cache": damage_cache, "expire_cache": expire_cache, "cache_mode": cache_mode}
 
 
 SCENARIOS = {
@@ -82,6 +83,10 @@ SCENARIOS = {
     # cached for id 1; the policy served changes, the id does not: the cache holds; then the id changes
     "id_change": [step(), step(body=ENFORCE_OTHER), step(txt=("v=STSv1; id=2",), body=ENFORCE_OTHER)],
     "damaged_cache": [step(), step(damage_cache=True)],
+    # the cached entry (the enforce policy that refuses the MX) made to have expired: fetched again
+    "expired_cache": [step(body=ENFORCE_OTHER), step(body=ENFORCE_MATCH, expire_cache=True)],
+    # a cache directory others may read is not used: every delivery fetches
+    "open_cache_dir": [step(cache_mode=0o755), step(cache_mode=0o755)],
     # the cached policy refuses the MX; RFC 8461 5.1: fetched again before deferring
     "recheck": [step(body=ENFORCE_OTHER), step(body=ENFORCE_MATCH)],
 }
@@ -208,6 +213,16 @@ def inside(name, workdir, prog):
     cache = qhome / "queue" / "mtastscache"
     steps, seen = [], 0
     for st in SCENARIOS[name]:
+        cache.chmod(st["cache_mode"])
+        if st["expire_cache"]:
+            import re
+            now = int(time.time())
+            for f in cache.iterdir():
+                if f.name.startswith("s") and f.name != "sweep":
+                    t = f.read_text("latin-1")
+                    t = re.sub(r"\nfetched \d+\n", f"\nfetched {now - 86400 - 10}\n", t)
+                    t = re.sub(r"\nexpires \d+\n", f"\nexpires {now - 10}\n", t)
+                    f.write_text(t, "latin-1")
         if st["damage_cache"]:
             for f in cache.iterdir():
                 if f.name.startswith("s") and f.name != "sweep":
@@ -452,7 +467,7 @@ def test_id_change_refetches():
     delivered(r2)                                  # the cached policy, same id: no fetch
     assert r2["http"] == [] and cached_ok(r2) == cached_ok(r1), r2
     deferred(r3)                                   # id 2: fetched, the new policy refuses the MX
-    assert len(r3["http"]) >= 1 and "\nid 2\n" in cached_ok(r3), r3
+    assert len(r3["http"]) == 2 and "\nid 2\n" in cached_ok(r3), r3     # fetched, and again before deferring
     assert "does not match the policy of sts.test" in r3["report"]
 
 
@@ -462,6 +477,23 @@ def test_damaged_cache_is_ignored_and_replaced():
     delivered(r2)
     assert r2["http"] == ["/.well-known/mta-sts.txt"], r2      # the damaged file was a miss
     assert cached_ok(r2).endswith(ENFORCE_MATCH.decode())
+
+
+def test_expired_cache_entry_is_fetched_again():
+    r1, r2 = scenario("expired_cache")
+    deferred(r1)
+    delivered(r2)                                  # the expired refusing policy was not used...
+    assert r2["http"] == ["/.well-known/mta-sts.txt"], r2
+    assert [e["result"] for e in events(r2)] == ["success"], r2     # ...not even once before a re-check
+    assert cached_ok(r2).endswith(ENFORCE_MATCH.decode())
+
+
+def test_cache_directory_open_to_others_is_not_used():
+    r1, r2 = scenario("open_cache_dir")
+    delivered(r1)
+    delivered(r2)
+    assert r1["http"] == r2["http"] == ["/.well-known/mta-sts.txt"], (r1, r2)
+    assert r1["cache"] == r2["cache"] == {}
 
 
 def test_recheck_before_deferring_finds_the_new_policy():
