@@ -195,8 +195,8 @@ static int set_names(struct mailtls *s, const struct ip *ip, const struct policy
 	size_t k = 0;
 	if (p->dane) {
 		const struct tlsa_rrs *r = dane_records();
-		names[k++] = ip->name;
 		const char *relay = route_lookup(domain);
+		names[k++] = ip->name;
 		if (ip->secure && strcasecmp(domain, ip->name) && !(relay && *relay))
 			names[k++] = domain;
 		return mailtls_set_dane(s, r->rec, (size_t)r->n, names, k) < 0 ? -1 : 0;
