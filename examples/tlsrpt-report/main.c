@@ -157,8 +157,9 @@ int main(int argc, char **argv)
 		usage();
 	}
 	if (!logdir) {
-		snprintf(path, sizeof path, "%s/queue/tlsrpt", home && *home ? home : "/var/qmail");
-		logdir = strdup(path);
+		static char deflog[4096];
+		snprintf(deflog, sizeof deflog, "%s/queue/tlsrpt", home && *home ? home : "/var/qmail");
+		logdir = deflog;
 	}
 	snprintf(path, sizeof path, "%s/%s", logdir, day);
 	if (!(r = report_new()))
