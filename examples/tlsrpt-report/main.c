@@ -157,11 +157,14 @@ int main(int argc, char **argv)
 		usage();
 	}
 	if (!logdir) {
-		static char deflog[4096];
+		static char deflog[3072];
 		snprintf(deflog, sizeof deflog, "%s/queue/tlsrpt", home && *home ? home : "/var/qmail");
 		logdir = deflog;
 	}
-	snprintf(path, sizeof path, "%s/%s", logdir, day);
+	if ((size_t)snprintf(path, sizeof path, "%s/%s", logdir, day) >= sizeof path) {
+		fputs("tlsrpt-report: the log directory's name is too long\n", stderr);
+		usage();
+	}
 	if (!(r = report_new()))
 		temp("out of memory reading", path);
 	in = fopen(path, "r");
