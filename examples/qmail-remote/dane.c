@@ -65,10 +65,11 @@ int dane_for(const struct ip *ip, unsigned port, const char *domain, struct poli
 		return 0;
 	ip_fmt(ip, addr, sizeof addr);
 	found = 0;
-	/* RFC 7672 section 2.2: TLSA only for a host whose MX and address
-	 * records were validated; otherwise no DANE for it */
-	if (!ip->secure)
-		return without_tlsa(ip, addr, domain, p, "MX or address records not DNSSEC-validated", "dane-required");
+	/* RFC 7672 section 2.2: TLSA only for a host whose address records
+	 * were validated (an insecure MX RRset only keeps the domain out of
+	 * the names checked, section 3.2.2); otherwise no DANE for it */
+	if (!ip->addrsecure)
+		return without_tlsa(ip, addr, domain, p, "address records not DNSSEC-validated", "dane-required");
 	switch (dns_tlsa(ip->name, port, &rrs)) {
 	case TLSA_BOGUS:
 		snprintf(tls_failure, sizeof tls_failure,

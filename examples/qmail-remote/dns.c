@@ -210,6 +210,7 @@ static int dns_ip_sec(const char *host, struct ip *ips, int max, int pref, int m
 				continue;
 			}
 			ips[n].pref = pref;
+			ips[n].addrsecure = secure;
 			ips[n].secure = secure && mxsecure;
 			snprintf(ips[n].name, sizeof ips[n].name, "%s", host);
 			n++;

@@ -78,6 +78,7 @@ struct ip {
 	int pref;
 	char name[256];           /* the MX host name (or the address text for literals) */
 	int secure;               /* 1: the MX and address records were DNSSEC-validated */
+	int addrsecure;           /* 1: the address records were (the MX records may not have been) */
 };
 #define DNS_SOFT (-1)
 #define DNS_HARD (-2)
@@ -136,8 +137,8 @@ int tcp_connect(const struct ip *ip, unsigned port, int secs);
 
 /* dane.c: the levels dane and dane-only for one MX host (RFC 7672), before
  * connecting.  dane_for leaves other levels alone; under dane and
- * dane-only it looks up the TLSA records (only for a host whose MX and
- * address records were validated) and sets p->dane (DANE_AUTH, DANE_NOAUTH)
+ * dane-only it looks up the TLSA records (only for a host whose address
+ * records were validated, RFC 7672 section 2.2) and sets p->dane (DANE_AUTH, DANE_NOAUTH)
  * or, dane without TLSA to go by, turns |p| into may (noted in the report).
  * Returns 0, or -1 when this MX must not be used (tls_failure says why:
  * a bogus or failed TLSA lookup; dane-only without usable records).

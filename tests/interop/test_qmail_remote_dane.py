@@ -21,6 +21,8 @@ the MX names, issued by a CA of this module and sent with it (leaf, CA).
   twomx.dane.example    mxbogus (10), mx311 (20)
   bogusaddr.dane.example mxbogusa          its A record changed after signing (bogus)
   named.dane.example    mxtawrong          (the certificate names the domain, not the MX host)
+  other.insec.dane.example  mx311          an insecure MX record, a secure MX host
+  named2.insec.dane.example mxtawrong      the same, the certificate naming the domain only
   insec.dane.example    mx.insec (unsigned) TLSA 3 1 1 of another key, insecure: must be ignored
 
 Each case delivers (and Postfix's Maildir holds the message, its log the TLS session) or
@@ -51,7 +53,7 @@ NOCONN = b"ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n"
 MSG = (b"From: s@client.test\nSubject: DANE\nDate: Sat, 28 Nov 2026 04:00:00 +0000\n"
        b"Message-ID: <dane@client.test>\n\nbody\n")
 DOMAINS = ["good311", "good201", "mismatch", "unusable", "bogus", "servfail", "notlsa", "insec", "tawrong",
-           "nostarttls", "nomx", "twomx", "bogusaddr", "named"]
+           "nostarttls", "nomx", "twomx", "bogusaddr", "named", "other.insec", "named2.insec"]
 
 
 def prog():
@@ -84,7 +86,8 @@ def make_pki(d):
     key = ec.generate_private_key(ec.SECP256R1())
     # every MX name but mxtawrong's
     names = [f"mx{x}.{ORIGIN[:-1]}" for x in ("311", "201", "bad", "unus", "bogus", "fail", "notlsa", "plain")]
-    names += [f"mx.insec.{ORIGIN[:-1]}", f"nomx.{ORIGIN[:-1]}", f"named.{ORIGIN[:-1]}"]
+    names += [f"mx.insec.{ORIGIN[:-1]}", f"nomx.{ORIGIN[:-1]}", f"named.{ORIGIN[:-1]}",
+              f"named2.insec.{ORIGIN[:-1]}"]
     leaf = (x509.CertificateBuilder().subject_name(name(names[0])).issuer_name(ca.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
@@ -134,7 +137,8 @@ def world():
         work, ORIGIN, recs,
         after_signing=lambda s: dnszone.spoil_rdata(dnszone.spoil_rdata(s, f"_25._tcp.mxbogus.{ORIGIN}", "TLSA"),
                                                     f"mxbogusa.{ORIGIN}", "A"),
-        children={f"insec.{ORIGIN}": ["@ MX 10 mx", f"mx A {MX_ADDR}", f"_25._tcp.mx TLSA 3 1 1 {wrong}"]})
+        children={f"insec.{ORIGIN}": ["@ MX 10 mx", f"mx A {MX_ADDR}", f"_25._tcp.mx TLSA 3 1 1 {wrong}",
+                                      f"other MX 10 mx311.{ORIGIN}", f"named2 MX 10 mxtawrong.{ORIGIN}"]})
     zone.work = work
     zone.digests = {"good": good.upper(), "ta": ta.upper(), "wrong": wrong.upper()}
     yield zone
@@ -340,7 +344,7 @@ def test_servfail_for_tlsa_makes_the_mx_unusable(world, mta, tmp_path):
 
 @pytest.mark.parametrize("dom,mx,why", [
     ("notlsa", "mxnotlsa", "no TLSA records"),
-    ("insec", "mx.insec", "MX or address records not DNSSEC-validated")])
+    ("insec", "mx.insec", "address records not DNSSEC-validated")])
 def test_without_tlsa_dane_is_may(world, mta, tmp_path, dom, mx, why):
     """dane: TLS opportunistic.  For insec, the TLSA there (another key) is insecure and must
     not be used: the delivery goes through."""
@@ -355,7 +359,7 @@ def test_without_tlsa_dane_is_may(world, mta, tmp_path, dom, mx, why):
 
 @pytest.mark.parametrize("dom,mx,why", [
     ("notlsa", "mxnotlsa", "no TLSA records"),
-    ("insec", "mx.insec", "MX or address records not DNSSEC-validated")])
+    ("insec", "mx.insec", "address records not DNSSEC-validated")])
 def test_without_tlsa_dane_only_refuses(world, mta, tmp_path, dom, mx, why):
     mark = len(mta.log())
     out = deliver(world, tmp_path, dom, "dane-only")
@@ -442,3 +446,24 @@ def test_dane_ta_accepts_the_domain_name_of_a_secure_mx(world, mta, tmp_path):
     out = deliver(world, tmp_path, "named", "dane")
     delivered(mta, out, mark)
     assert "Verified peer mxtawrong.dane.example (DANE TLSA 2 0 1, trust anchor in the chain)" in out, out
+
+
+def test_insecure_mx_records_with_a_secure_mx_host_use_its_tlsa(world, mta, tmp_path):
+    """RFC 7672 section 2.2: the MX host's validated address records are what counts; the
+    MX RRset in an unsigned zone only keeps the domain out of the names (below)."""
+    mark = len(mta.log())
+    out = deliver(world, tmp_path, "other.insec", "dane-only")
+    delivered(mta, out, mark)
+    assert re.fullmatch(r"TLS: TLSv1\.3 TLS_\w+, Verified peer mx311\.dane\.example "
+                        r"\(DANE TLSA 3 1 1, the certificate itself\)", tls_line(out)), out
+
+
+def test_insecure_mx_records_keep_the_domain_out_of_dane_ta_names(world, mta, tmp_path):
+    """named2.insec's MX records are unsigned: an attacker could have chosen mxtawrong, so the
+    certificate naming named2.insec.dane.example proves nothing (RFC 7672 section 3.2.2)."""
+    mark = len(mta.log())
+    out = deliver(world, tmp_path, "named2.insec", "dane")
+    assert out.startswith(NOCONN.decode() + "TLS certificate verification failed with mxtawrong.dane.example "
+                          "[127.0.0.2] (policy dane): TLS handshake after STARTTLS: DANE: "), out
+    assert out.endswith(" (verify-name)\n\0"), out
+    nothing_sent(mta, mark, connected=True)
