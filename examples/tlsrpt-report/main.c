@@ -204,8 +204,11 @@ int main(int argc, char **argv)
 			continue;
 		}
 		snprintf(id, sizeof id, "%s.%s@%s", day, dom, sender);
-		snprintf(file, sizeof file, "%s/%s!%s!%lld!%lld.json", outdir, sender, dom, (long long)t0,
-		    (long long)t0 + 86399);
+		if ((size_t)snprintf(file, sizeof file, "%s/%s!%s!%lld!%lld.json", outdir, sender, dom, (long long)t0,
+		    (long long)t0 + 86399) >= sizeof file) {
+			fputs("tlsrpt-report: the output directory's name is too long\n", stderr);
+			usage();
+		}
 		snprintf(tmp, sizeof tmp, "%s.tmp%ld", file, (long)getpid());
 		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
 		if (fd < 0 || !(f = fdopen(fd, "w")))
