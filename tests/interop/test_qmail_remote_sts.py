@@ -68,6 +68,9 @@ SCENARIOS = {
     "enforce_match": [step()],
     "enforce_mismatch": [step(body=ENFORCE_OTHER)],
     "enforce_mx_wrong_name": [step(mx_cert="wrongname")],
+    "enforce_mx_expired": [step(mx_cert="expired")],
+    "enforce_mx_untrusted": [step(mx_cert="untrusted")],
+    "testing_mx_untrusted": [step(body=TESTING_MATCH, mx_cert="untrusted")],
     "testing_mismatch": [step(body=TESTING_OTHER)],
     "testing_mx_wrong_name": [step(body=TESTING_MATCH, mx_cert="wrongname")],
     "enforce_no_starttls": [step(mx_cert="none")],
@@ -102,6 +105,8 @@ def make_pki(work):
     certs = {
         "mx-good": ca.issue_cert(MX),
         "mx-wrongname": ca.issue_cert("mx.elsewhere.test"),
+        "mx-expired": ca.issue_cert(MX, not_after=past.replace(tzinfo=None)),
+        "mx-untrusted": trustme.CA().issue_cert(MX),      # a CA qmail-remote does not trust
         "policy-good": ca.issue_cert(f"mta-sts.{DOMAIN}"),
         "policy-wrongname": ca.issue_cert("mta-sts.elsewhere.test"),
         "policy-expired": ca.issue_cert(f"mta-sts.{DOMAIN}", not_after=past.replace(tzinfo=None)),
@@ -369,6 +374,23 @@ def test_enforce_mx_certificate_for_another_name_is_refused():
         in r["report"], r
     assert [e["result"] for e in events(r)] == ["certificate-host-mismatch"], r
     assert len(r["http"]) == 2, r                  # the re-check before deferring
+
+
+@pytest.mark.parametrize("name,result", [("enforce_mx_expired", "certificate-expired"),
+                                         ("enforce_mx_untrusted", "certificate-not-trusted")])
+def test_enforce_mx_certificate_failures_are_named(name, result):
+    (r,) = scenario(name)
+    deferred(r)
+    assert "MTA-STS (enforce, policy of sts.test): TLS certificate verification failed with mx.sts.test" \
+        in r["report"], r
+    assert [e["result"] for e in events(r)] == [result], r
+
+
+def test_testing_mode_records_an_untrusted_certificate():
+    (r,) = scenario("testing_mx_untrusted")
+    delivered(r)
+    assert "Untrusted peer mx.sts.test" in r["report"], r
+    assert [(e["policy_type"], e["result"]) for e in events(r)] == [("sts", "certificate-not-trusted")], r
 
 
 def test_testing_mode_delivers_and_records():
