@@ -273,7 +273,8 @@ static const char *rpt_type(struct mailtls *s)
 }
 
 /* A failed start under TLS: the cache entry offered (if any) goes, and
- * the next address is tried (may: this one again later, in plaintext). */
+ * the next address is tried (may with STARTTLS: this one again later, in
+ * plaintext). */
 static int tls_failed(struct conn *c, const struct ip *ip, const struct policy *p, const char *domain,
     struct mailtls *s, struct mailtls_starttls_info *info, const char *key, int offered)
 {
@@ -284,7 +285,8 @@ static int tls_failed(struct conn *c, const struct ip *ip, const struct policy *
 	mailtls_free(s);
 	free(info);
 	conn_quit_close(c);
-	return p->level == POL_MAY ? TRY_PLAIN_LATER : TRY_NEXT;
+	/* implicit TLS (port 465, no |info|) has no plaintext to fall back to */
+	return p->level == POL_MAY && info ? TRY_PLAIN_LATER : TRY_NEXT;
 }
 
 /* The saved session for |key|, offered on |s|: 1 when offered. */
