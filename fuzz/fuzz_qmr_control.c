@@ -93,7 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * for a host name (no ':' or '[': those of address literals can split a
 	 * line elsewhere, and a value found there that does not parse is a Z at
 	 * delivery time, never a weaker policy). */
-	if (v && policy_check(text, len) == 0 && !strpbrk(name, ":[")) {
+	if (v && policy_check(text, len, NULL) == 0 && !strpbrk(name, ":[")) {
 		memset(&p, 0, sizeof p);
 		FUZZ_CHECK(policy_parse(v, &p) == 0, "policy_check passed a file whose value \"%s\" does not parse", v);
 	}

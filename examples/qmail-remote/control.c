@@ -143,7 +143,7 @@ void controls_read(void)
 	ctl.timeoutremote = control_int("control/timeoutremote", 1200);
 	control_lines("control/smtproutes", &ctl.smtproutes, &ctl.smtproutes_len);
 	control_lines("control/tlspolicy", &ctl.tlspolicy, &ctl.tlspolicy_len);
-	if ((bad = policy_check(ctl.tlspolicy, ctl.tlspolicy_len)))
+	if ((bad = policy_check(ctl.tlspolicy, ctl.tlspolicy_len, &ctl.tlspolicy_levels)))
 		temp_control_line("control/tlspolicy", bad);
 	ctl.tlscafile = control_line("control/tlscafile");
 	ctl.tlsclientciphers = control_line("control/tlsclientciphers");

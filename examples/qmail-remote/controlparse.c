@@ -149,9 +149,11 @@ int policy_parse(const char *v, struct policy *p)
 	return 0;
 }
 
-size_t policy_check(const char *text, size_t len)
+size_t policy_check(const char *text, size_t len, unsigned *levels)
 {
 	size_t i = 0, n = 0;
+	if (levels)
+		*levels = 0;
 	while (text && i < len) {
 		const char *line = text + i, *colon, *rb;
 		size_t l = strnlen(line, len - i);
@@ -163,8 +165,12 @@ size_t policy_check(const char *text, size_t len)
 		if (l && line[0] == '[' && (rb = memchr(line, ']', l)) && rb + 1 < line + l && rb[1] == ':')
 			colon = rb + 1;
 		/* an empty key is the default line */
-		if (l && line[0] != '#' && (!colon || policy_parse(colon + 1, &p) < 0))
-			return n;
+		if (l && line[0] != '#') {
+			if (!colon || policy_parse(colon + 1, &p) < 0)
+				return n;
+			if (levels)
+				*levels |= 1u << p.level;
+		}
 		i += l + 1;
 	}
 	return 0;

@@ -55,10 +55,11 @@ int policy_parse(const char *value, struct policy *p);
 /* policy_check looks at every line of a tlspolicy file (split by
  * control_split): each must be empty, a comment, or "key:value" with a
  * value policy_parse takes (the key, empty for the default line, ends at
- * its first colon; an address
- * literal "[...]" at the colon after its "]").  0 when all are, else the number (from 1) of
- * the first line that is not: a line no lookup would ever find must not
- * leave its destination at the default level unnoticed. */
-size_t policy_check(const char *text, size_t len);
+ * its first colon; an address literal "[...]" at the colon after its
+ * "]").  0 when all are, else the number (from 1) of the first line that
+ * is not: a line no lookup would ever find must not leave its destination
+ * at the default level unnoticed.  *levels gets bit 1 << level set for
+ * each level a line names (|levels| may be NULL). */
+size_t policy_check(const char *text, size_t len, unsigned *levels);
 
 #endif

@@ -60,11 +60,16 @@ static int ub_broken;   /* resolv.conf unreadable or unusable: every lookup is D
 
 /* The trust anchor file: control/dnssecanchor's first line; an empty file
  * turns validation off; without the file, DNSSEC_ANCHOR_DEFAULT when it
- * can be read.  NULL: no validation. */
+ * can be read and control/tlspolicy names dane or dane-only.  NULL: no
+ * validation.  Only DANE needs validated answers, and validation through a
+ * resolver that strips DNSSEC records makes every answer bogus: a drop-in
+ * that nobody asked for DANE must resolve as netqmail did. */
 static const char *anchor_file(void)
 {
 	if (ctl.dnssecanchor)
 		return ctl.dnssecanchor[0] ? ctl.dnssecanchor : NULL;
+	if (!(ctl.tlspolicy_levels & (1u << POL_DANE | 1u << POL_DANE_ONLY)))
+		return NULL;
 	return access(DNSSEC_ANCHOR_DEFAULT, R_OK) == 0 ? DNSSEC_ANCHOR_DEFAULT : NULL;
 }
 

@@ -57,6 +57,7 @@ struct controls {
 	size_t smtproutes_len;
 	char *tlspolicy;
 	size_t tlspolicy_len;
+	unsigned tlspolicy_levels;  /* 1 << level for each level control/tlspolicy names */
 	char *tlscafile;          /* path of the CA bundle (control/tlscafile), or NULL */
 	char *tlsclientciphers;   /* control/tlsclientciphers (may, encrypt), or NULL */
 	char *tlscachedir;        /* control/tlscachedir, or NULL: queue/tlscache */

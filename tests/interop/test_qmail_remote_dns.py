@@ -65,6 +65,20 @@ SCENARIOS = {
     "all_aliases": ("me.test", ["u@alias-me.test"], ["127.0.0.3"]),
     "some_aliases": ("me.test", ["u@alias-me.test", "v@me.test"], ["127.0.0.3"]),
     "no_resolv_conf": ("multi.test", ["u@multi.test"], ["127.0.0.2", "127.0.0.3"]),
+    "dane_root_anchor": ("multi.test", ["u@multi.test"], ["127.0.0.2"]),
+    "dane_no_validation": ("multi.test", ["u@multi.test"], ["127.0.0.2"]),
+}
+
+# control files of a scenario beyond me and the timeouts.  None of the
+# others has control/dnssecanchor or a DANE level: qmail-remote as a
+# drop-in, where dnsmasq (which strips DNSSEC records) must serve as it
+# served netqmail.
+CONTROLS = {
+    # DANE asked for, the root's anchor (dns-root-data) by default: dnsmasq
+    # cannot prove .test unsigned, so every answer is bogus: deferred
+    "dane_root_anchor": {"tlspolicy": ":dane\n"},
+    # DANE asked for with validation off: no answer is secure, dane is may
+    "dane_no_validation": {"tlspolicy": ":dane\n", "dnssecanchor": ""},
 }
 
 
@@ -118,8 +132,8 @@ def inside(name, workdir, prog):
         (qhome / "control" / "me").write_text("client.test.example\n")
         (qhome / "control" / "timeoutconnect").write_text("5\n")
         (qhome / "control" / "timeoutremote").write_text("10\n")
-        # dnsmasq cannot prove a zone unsigned: validation off (an empty control/dnssecanchor)
-        (qhome / "control" / "dnssecanchor").write_text("")
+        for fn, text in CONTROLS.get(name, {}).items():
+            (qhome / "control" / fn).write_text(text)
         p = subprocess.run([prog, host, "s@client.test", *recips], input=b"Subject: x\n\nbody\n",
                            capture_output=True, env={"QMAILHOME": str(qhome), "PATH": os.environ["PATH"]},
                            timeout=RUN_TIMEOUT)
@@ -217,6 +231,31 @@ def test_without_resolv_conf_the_local_server_is_asked():
     r = scenario("no_resolv_conf")
     ok(r, "127.0.0.2")
     assert "query[MX] multi.test" in r["dnsmasq"]
+
+
+def test_no_dane_no_validation():
+    """Without a DANE level nothing asks for DNSSEC: a resolver that strips its records (dnsmasq) serves,
+    with the root's trust anchor installed (dns-root-data) and no control/dnssecanchor."""
+    assert os.access("/usr/share/dns/root.key", os.R_OK), "dns-root-data is not installed"
+    r = scenario("preference")
+    ok(r, "127.0.0.2")
+
+
+def test_dane_validates_against_the_root_anchor_by_default():
+    """tlspolicy naming dane turns validation on with the root's anchor: through a resolver that strips
+    DNSSEC records every answer is bogus, a temporary failure (never 'no such host'): the first lookup
+    is the recipient domain's CNAME."""
+    r = scenario("dane_root_anchor")
+    assert r["report"] == "ZCNAME lookup failed temporarily. (#4.4.3)\n\0", r
+    assert r["servers"]["127.0.0.2"] == [], r
+    assert "query[DNSKEY]" in r["dnsmasq"] or "query[DS]" in r["dnsmasq"], r["dnsmasq"]
+
+
+def test_dane_with_validation_off_is_may():
+    """An empty control/dnssecanchor: nothing is secure, so dane delivers as may (plaintext here)."""
+    r = scenario("dane_no_validation")
+    assert r["report"].startswith("r\0K127.0.0.2 accepted message.\nRemote host said: 250 ok\n"), r
+    assert "DANE" in r["report"], r
 
 
 def test_next_mx_when_the_first_is_down():
