@@ -249,7 +249,7 @@ def test_libtool(args):
 
 # The programs under examples/ that have an install rule; install_rule_programs() reads
 # the rules themselves, these names make sure that reading found them.
-INSTALLED_PROGRAMS = {"tcpserver-ssl", "tcpclient-ssl", "qmail-remote"}
+INSTALLED_PROGRAMS = {"tcpserver-ssl", "tcpclient-ssl", "qmail-remote", "tlsrpt-report"}
 
 
 def install_rule_programs(build):
