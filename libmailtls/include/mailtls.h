@@ -639,7 +639,10 @@ MAILTLS_EXPORT int mailtls_tlsa_parse(const char *text, size_t len, struct mailt
  *    chain, name or date is checked;
  *  - DANE-TA(2): a certificate the server sent (or its public key)
  *    matches; the leaf is then verified up to it alone (no other trust
- *    anchor), with dates and names checked;
+ *    anchor), with dates and names checked.  Only what the server sends
+ *    can match: a DANE-TA record of a trust anchor the server leaves out
+ *    of its chain (RFC 7671 section 5.2.2 lets a client supply it from
+ *    full-certificate records) never matches, which fails closed;
  *  - the peer is verified when any usable record authenticates it
  *    (mailtls_peer_verified 1); otherwise the handshake fails:
  *    MAILTLS_E_VERIFY_DANE ("DANE: TLSA mismatch ...") when no record
