@@ -1,23 +1,16 @@
 /* sts.c -- MTA-STS in qmail-remote's delivery; see sts.h.
  * ISC license: see LICENSE. */
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "cachefile.h"
+#include "cachedir.h"
 #include "mtasts.h"
 #include "sts.h"
 #include "tlsrpt.h"
 
 #define STS_CACHE_DIR "queue/mtastscache"
-#define SWEEP_EVERY 300      /* seconds between two sweeps of the directory */
-#define TEMP_STALE 600       /* a temporary file this old was left by a crash */
 #define TXT_MAX 16
 
 static int enabled = -1;     /* control/tlsmtasts: -1 not read yet */
@@ -54,26 +47,7 @@ static int sts_enabled(void)
 
 /* ------------------------------------------------------------------ the cache */
 
-static int cache_dfd = -2;   /* -2: not looked at yet; -1: no usable cache */
-
-static int cache_dir(void)
-{
-	struct stat st;
-	int fd;
-	if (cache_dfd != -2)
-		return cache_dfd;
-	cache_dfd = -1;
-	fd = open(STS_CACHE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	/* a policy others could replace would let them lift its enforcement */
-	if (fstat(fd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 077)) {
-		close(fd);
-		return -1;
-	}
-	cache_dfd = fd;
-	return cache_dfd;
-}
+static struct cachedir cache = CACHEDIR_INIT;
 
 /* The cached policy of |dom| into pol/text and |c|: 1, or 0 (a miss;
  * a damaged or expired file is removed). */
@@ -81,35 +55,20 @@ static int cache_load(struct mtasts_cached *c)
 {
 	struct mtasts_policy p;
 	const char *why;
-	struct stat st;
-	char slot[5];
-	size_t len = 0;
-	int fd, r;
-	if (cache_dir() < 0)
+	size_t len;
+	int r;
+	/* a policy others could replace would let them lift its enforcement:
+	 * cachedir.h's rules */
+	if (cachedir_open(&cache, STS_CACHE_DIR) < 0)
 		return 0;
-	cache_slot(dom, slot);
-	fd = openat(cache_dfd, slot, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
+	len = cachedir_read(&cache, dom, filebuf, sizeof filebuf);
+	if (!len)
 		return 0;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) ||
-	    st.st_size <= 0 || st.st_size > (off_t)sizeof filebuf) {
-		close(fd);
-		return 0;
-	}
-	while (len < (size_t)st.st_size) {
-		ssize_t k = read(fd, filebuf + len, (size_t)st.st_size - len);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			break;
-		len += (size_t)k;
-	}
-	close(fd);
 	r = mtasts_cache_parse(filebuf, len, dom, (long long)time(NULL), c);
 	if (r == 0 && mtasts_policy_parse(c->text, c->len, &p, &why) < 0)
 		r = -1;
 	if (r < 0)
-		(void)unlinkat(cache_dfd, slot, 0);
+		cachedir_drop(&cache, dom);
 	if (r)
 		return 0;
 	pol = p;
@@ -119,80 +78,18 @@ static int cache_load(struct mtasts_cached *c)
 	return 1;
 }
 
-/* Expired entries and crashed writers' leftovers go, at most once in
- * SWEEP_EVERY seconds (the mtime of "sweep" says when; an entry's mtime is
- * its expiry). */
-static void cache_sweep(time_t now)
-{
-	struct stat st;
-	struct dirent *e;
-	DIR *d;
-	int fd;
-	if (fstatat(cache_dfd, "sweep", &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_mtime > now - SWEEP_EVERY &&
-	    st.st_mtime <= now)
-		return;
-	fd = openat(cache_dfd, "sweep", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return;
-	(void)futimens(fd, NULL);
-	close(fd);
-	fd = dup(cache_dfd);
-	if (fd < 0 || !(d = fdopendir(fd))) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	rewinddir(d);
-	while ((e = readdir(d))) {
-		int slot = e->d_name[0] == 's' && strlen(e->d_name) == 4 && strcmp(e->d_name, "sweep");
-		int temp = e->d_name[0] == 't';
-		if (!slot && !temp)
-			continue;
-		if (fstatat(cache_dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_uid != geteuid())
-			continue;
-		if ((slot && st.st_mtime <= now) || (temp && st.st_mtime < now - TEMP_STALE))
-			(void)unlinkat(cache_dfd, e->d_name, 0);
-	}
-	closedir(d);
-}
-
-/* The policy in pol/text, fetched now for txt_id, written to the cache. */
+/* The policy in pol/text, fetched now for txt_id, written to the cache
+ * (an entry's mtime is its expiry). */
 static void cache_store(void)
 {
 	time_t now = time(NULL);
 	long long expires = (long long)now + (long long)pol.max_age;
-	struct timespec ts[2];
-	char slot[5], tmp[32];
-	size_t len, off = 0;
-	int fd, ok;
-	if (cache_dir() < 0)
+	size_t len;
+	if (cachedir_open(&cache, STS_CACHE_DIR) < 0)
 		return;
 	len = mtasts_cache_format(filebuf, sizeof filebuf, dom, txt_id, (long long)now, expires, text, text_len);
-	if (!len)
-		return;   /* max_age 0: used once, never kept */
-	cache_slot(dom, slot);
-	snprintf(tmp, sizeof tmp, "t%ld", (long)getpid());
-	fd = openat(cache_dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == EEXIST && unlinkat(cache_dfd, tmp, 0) == 0)   /* a crashed writer's, same pid */
-		fd = openat(cache_dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return;
-	while (off < len) {
-		ssize_t w = write(fd, filebuf + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			break;
-		off += (size_t)w;
-	}
-	ts[0].tv_sec = ts[1].tv_sec = (time_t)expires;
-	ts[0].tv_nsec = ts[1].tv_nsec = 0;
-	ok = off == len && futimens(fd, ts) == 0;
-	if (close(fd) < 0)
-		ok = 0;
-	if (!ok || renameat(cache_dfd, tmp, cache_dfd, slot) < 0)
-		(void)unlinkat(cache_dfd, tmp, 0);
-	cache_sweep(now);
+	if (len)   /* 0: max_age 0, used once, never kept */
+		cachedir_write(&cache, dom, filebuf, len, expires);
 }
 
 /* ------------------------------------------------------------------ lookup */
