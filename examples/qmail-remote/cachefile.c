@@ -76,8 +76,7 @@ size_t cache_format(char *out, size_t outlen, const char *key, long long expires
 	return (size_t)h + slen;
 }
 
-/* A header line "NAME VALUE\n" at *p: the value (NUL-free, up to the LF). */
-static const char *field(const char **p, const char *end, const char *name, size_t *vlen)
+const char *cache_field(const char **p, const char *end, const char *name, size_t *vlen)
 {
 	size_t nl = strlen(name);
 	const char *v, *lf;
@@ -92,8 +91,7 @@ static const char *field(const char **p, const char *end, const char *name, size
 	return v;
 }
 
-/* A decimal without sign or leading zero, at most 18 digits. */
-static int decimal(const char *v, size_t n, long long *out)
+int cache_decimal(const char *v, size_t n, long long *out)
 {
 	long long x = 0;
 	size_t i;
@@ -118,14 +116,14 @@ int cache_parse(const char *buf, size_t len, const char *key, long long now,
 	if (len < ml || memcmp(buf, magic, ml))
 		return -1;
 	p += ml;
-	if (!(v = field(&p, end, "key", &vl)) || !vl || vl > CACHE_KEY_MAX)
+	if (!(v = cache_field(&p, end, "key", &vl)) || !vl || vl > CACHE_KEY_MAX)
 		return -1;
 	other = vl != strlen(key) || memcmp(v, key, vl);
-	if (!(v = field(&p, end, "expires", &vl)) || decimal(v, vl, &expires) < 0)
+	if (!(v = cache_field(&p, end, "expires", &vl)) || cache_decimal(v, vl, &expires) < 0)
 		return -1;
 	if (expires <= now || expires - now > CACHE_LIFETIME_MAX)
 		return -1;
-	if (!(v = field(&p, end, "size", &vl)) || decimal(v, vl, &size) < 0)
+	if (!(v = cache_field(&p, end, "size", &vl)) || cache_decimal(v, vl, &size) < 0)
 		return -1;
 	if (size < 1 || size > CACHE_SESSION_MAX || p == end || *p != '\n')
 		return -1;

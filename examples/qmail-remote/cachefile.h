@@ -46,4 +46,13 @@ size_t cache_format(char *out, size_t outlen, const char *key, long long expires
 int cache_parse(const char *buf, size_t len, const char *key, long long now,
     const unsigned char **sess, size_t *slen);
 
+/* The pieces of cache_parse that the MTA-STS policy cache's format
+ * (mtasts.h) shares.  cache_field reads a header line "NAME VALUE\n" at
+ * *p (before |end|): the value, *vlen bytes up to the LF, NUL-free, with
+ * *p moved past the line; NULL when the line is not such a one.
+ * cache_decimal reads |n| bytes of decimal without sign or leading zero,
+ * 1 to 18 digits, into *out: 0, or -1. */
+const char *cache_field(const char **p, const char *end, const char *name, size_t *vlen);
+int cache_decimal(const char *v, size_t n, long long *out);
+
 #endif

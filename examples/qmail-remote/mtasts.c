@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cachefile.h"
 #include "mailtls.h"
 #include "mtasts.h"
 
@@ -682,37 +683,6 @@ size_t mtasts_cache_format(char *out, size_t outlen, const char *domain, const c
 		return 0;
 	memcpy(out + h, text, len);
 	return (size_t)h + len;
-}
-
-/* A line "NAME VALUE\n" at *p: the value, *vlen bytes, NUL-free. */
-static const char *cache_field(const char **p, const char *end, const char *name, size_t *vlen)
-{
-	size_t nl = strlen(name);
-	const char *v, *lf;
-	if ((size_t)(end - *p) < nl + 1 || memcmp(*p, name, nl) || (*p)[nl] != ' ')
-		return NULL;
-	v = *p + nl + 1;
-	lf = memchr(v, '\n', (size_t)(end - v));
-	if (!lf || memchr(v, 0, (size_t)(lf - v)))
-		return NULL;
-	*vlen = (size_t)(lf - v);
-	*p = lf + 1;
-	return v;
-}
-
-/* A decimal without sign or leading zero, 1 to 18 digits. */
-static int cache_decimal(const char *v, size_t n, long long *out)
-{
-	long long x = 0;
-	if (!n || n > 18 || (v[0] == '0' && n > 1))
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (!is_digit(v[i]))
-			return -1;
-		x = x * 10 + (v[i] - '0');
-	}
-	*out = x;
-	return 0;
 }
 
 int mtasts_cache_parse(const char *buf, size_t len, const char *domain, long long now, struct mtasts_cached *out)
