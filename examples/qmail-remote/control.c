@@ -70,8 +70,9 @@ int control_exists(const char *fn)
 	temp_control();
 }
 
-/* The first line of |fn|, or NULL when the file is missing or empty. */
-static char *control_line(const char *fn)
+/* The first line of |fn|: NULL when the file is missing, "" when it is
+ * empty (control/dnssecanchor tells the two apart). */
+static char *control_first(const char *fn)
 {
 	char *t;
 	size_t len;
@@ -81,7 +82,14 @@ static char *control_line(const char *fn)
 	if (r == 0)
 		return NULL;
 	control_split(t, len);
-	if (!*t) {
+	return t;
+}
+
+/* The first line of |fn|, or NULL when the file is missing or empty. */
+static char *control_line(const char *fn)
+{
+	char *t = control_first(fn);
+	if (t && !*t) {
 		free(t);
 		return NULL;
 	}
@@ -115,21 +123,6 @@ static void control_lines(const char *fn, char **text, size_t *len)
 	control_split(*text, *len);
 }
 
-/* control/dnssecanchor: NULL when missing, "" when empty (validation
- * off), else its first line (the trust anchor file). */
-static char *control_anchor(const char *fn)
-{
-	char *t;
-	size_t len;
-	int r = control_readfile(fn, &t, &len);
-	if (r < 0)
-		temp_control();
-	if (r == 0)
-		return NULL;
-	control_split(t, len);
-	return t;
-}
-
 void controls_read(void)
 {
 	size_t bad;
@@ -149,7 +142,7 @@ void controls_read(void)
 	ctl.tlsclientciphers = control_line("control/tlsclientciphers");
 	ctl.tlscachedir = control_line("control/tlscachedir");
 	ctl.tlscachetimeout = control_int("control/tlscachetimeout", 3600);
-	ctl.dnssecanchor = control_anchor("control/dnssecanchor");
+	ctl.dnssecanchor = control_first("control/dnssecanchor");
 	if (ctl.tlscachetimeout > CACHE_LIFETIME_MAX)
 		ctl.tlscachetimeout = CACHE_LIFETIME_MAX;
 }
