@@ -63,10 +63,13 @@ static int name_ok(const char *s)
 }
 
 /* The rua= of the one TLSRPTv1 record at _smtp._tls.<domain> into |rua|:
- * 1, 0 (none: no record, or not exactly one), -1 (a temporary failure). */
+ * 1, 0 (none: no record, not exactly one, or one whose rua is no text
+ * fit for the output line), -1 (a temporary failure).  The record is the
+ * domain's, so hostile: its rua may hold no TAB, newline or other control
+ * byte that would forge a line of the output a script acts on. */
 static int rua_lookup(const char *domain, char *rua, size_t n)
 {
-	unsigned char ans[8192];
+	static unsigned char ans[65536];   /* a DNS message's largest: res_query never cuts it */
 	char name[300], rec[4096], found[4096] = "";
 	int len, count = 0;
 	ns_msg msg;
@@ -74,31 +77,36 @@ static int rua_lookup(const char *domain, char *rua, size_t n)
 	len = res_query(name, ns_c_in, ns_t_txt, ans, sizeof ans);
 	if (len < 0)
 		return h_errno == HOST_NOT_FOUND || h_errno == NO_DATA ? 0 : -1;
-	if (ns_initparse(ans, len, &msg) < 0)
+	/* res_query returns the answer's whole length, also when it is larger
+	 * than the buffer */
+	if ((size_t)len > sizeof ans || ns_initparse(ans, len, &msg) < 0)
 		return -1;
 	for (int i = 0; i < ns_msg_count(msg, ns_s_an); i++) {
 		ns_rr rr;
 		const unsigned char *d;
-		size_t o = 0, k = 0, rl;
+		size_t o = 0, c = 0, k = 0, rl;
 		if (ns_parserr(&msg, ns_s_an, i, &rr) < 0)
 			return -1;
 		if (ns_rr_type(rr) != ns_t_txt)
 			continue;
 		d = ns_rr_rdata(rr);
 		rl = ns_rr_rdlen(rr);
-		while (k < rl) {   /* the record's strings joined */
+		while (k < rl) {   /* the record's strings joined, as far as they fit */
 			size_t sl = d[k++];
-			if (sl > rl - k || o + sl >= sizeof rec)
+			if (sl > rl - k)
 				return -1;
-			memcpy(rec + o, d + k, sl);
+			if (o == c && c + sl < sizeof rec) {
+				memcpy(rec + c, d + k, sl);
+				c += sl;
+			}
 			o += sl;
 			k += sl;
 		}
-		rec[o] = 0;
+		rec[c] = 0;
 		if (strncmp(rec, "v=TLSRPTv1", 10) || (rec[10] && rec[10] != ';' && rec[10] != ' '))
 			continue;
-		count++;
-		snprintf(found, sizeof found, "%s", rec);
+		count++;   /* a record too long to keep still counts, with no rua we print */
+		snprintf(found, sizeof found, "%s", o == c ? rec : "");
 	}
 	if (count != 1)
 		return 0;
@@ -107,9 +115,16 @@ static int rua_lookup(const char *domain, char *rua, size_t n)
 		if (!p || (p > found && p[-1] != ';' && p[-1] != ' '))
 			return 0;
 		p += 4;
+		p += strspn(p, " \t");
 		e = p + strcspn(p, ";");
-		while (e > p && e[-1] == ' ')
+		while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
 			e--;
+		for (const char *c = p; c < e; c++)
+			if (*c < 0x20 || *c > 0x7e) {
+				fprintf(stderr, "tlsrpt-report: _smtp._tls.%s: rua holds bytes other than printable ASCII: "
+				    "not used\n", domain);
+				return 0;
+			}
 		snprintf(rua, n, "%.*s", (int)(e - p), p);
 	}
 	return rua[0] != 0;

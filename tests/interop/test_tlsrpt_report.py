@@ -229,6 +229,13 @@ ZONE = ["--txt-record=_smtp._tls.a.test,v=TLSRPTv1; rua=mailto:tlsrpt,@a.test",
         "--txt-record=_smtp._tls.b.test,v=TLSRPTv1; rua=mailto:one@b.test",
         "--txt-record=_smtp._tls.b.test,v=TLSRPTv1; rua=mailto:two@b.test",   # two records: no reporting
         "--server=/c.test/127.0.0.1#5399",                                       # SERVFAIL: temporary
+        # the domain's own record is hostile: a TAB and a newline in its rua would forge an output line
+        "--txt-record=_smtp._tls.d.test,v=TLSRPTv1; rua=mailto:a@d.test\nvictim.test\t/etc/shadow\tmailto:x@d.test",
+        # an answer over 8 KiB (TCP): three records of ~3 KB, the one TLSRPTv1 among them usable
+        "--txt-record=_smtp._tls.e.test,v=TLSRPTv1; rua=mailto:r@e.test",
+        "--txt-record=_smtp._tls.e.test," + ",".join(["x" * 250] * 12),
+        "--txt-record=_smtp._tls.e.test," + ",".join(["y" * 250] * 12),
+        "--txt-record=_smtp._tls.e.test," + ",".join(["z" * 250] * 12),
         "--local=/test/"]
 
 
@@ -261,7 +268,8 @@ def test_rua_lookup():
     try:
         (work / "logs").mkdir()
         (work / "out").mkdir()
-        (work / "logs" / DAY).write_text(recorded_day(), "latin-1")
+        more = [line(300, "no-policy-found", d, "mx." + d, "192.0.2.9", "", "success") for d in ("d.test", "e.test")]
+        (work / "logs" / DAY).write_text("".join(more) + recorded_day(), "latin-1")   # it ends in a cut line
         env = dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
         p = subprocess.run(["unshare", "-mn", "/usr/bin/python3", __file__, str(work), prog()],
                            capture_output=True, env=env, timeout=RUN_TIMEOUT * 3)
@@ -269,8 +277,12 @@ def test_rua_lookup():
         r = json.loads(p.stdout.decode().strip().splitlines()[-1])
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    rua = {ln.split("\t")[0]: ln.split("\t")[2] for ln in r["stdout"].splitlines()}
-    assert rua == {"a.test": "mailto:tlsrpt@a.test", "b.test": "", "c.test": ""}, r
+    lines = r["stdout"].splitlines()
+    assert all(len(ln.split("\t")) == 3 for ln in lines), r     # no line forged by a record
+    rua = {ln.split("\t")[0]: ln.split("\t")[2] for ln in lines}
+    assert rua == {"a.test": "mailto:tlsrpt@a.test", "b.test": "", "c.test": "", "d.test": "",
+                   "e.test": "mailto:r@e.test"}, r
+    assert "_smtp._tls.d.test: rua holds bytes other than printable ASCII: not used" in r["stderr"], r
     # c.test's lookup failed temporarily: every report is written, and the exit says try again
     assert r["rc"] == 111 and "_smtp._tls.c.test: temporary DNS failure" in r["stderr"], r
 
