@@ -30,6 +30,10 @@ enum { POL_NONE, POL_MAY, POL_ENCRYPT, POL_VERIFY, POL_SECURE, POL_FINGERPRINT, 
  * DANE_AUTH usable TLSA records, TLS and their authentication required;
  * DANE_NOAUTH records, none usable: TLS required, no authentication. */
 enum { DANE_OFF, DANE_AUTH, DANE_NOAUTH };
+/* Where a policy's level came from: a tlspolicy line or file for the
+ * destination (policy_for), the defaults (tlspolicy's default line, else
+ * may: policy_for), an MTA-STS policy (sts_mx, sts.h). */
+enum { ORIGIN_NAMED, ORIGIN_DEFAULT, ORIGIN_STS };
 struct policy {
 	int level;
 	int dane;                 /* DANE_*, set per MX host by dane_for (qmail-remote.h) */
@@ -37,6 +41,7 @@ struct policy {
 	char match[1024];         /* extra names for secure, '|'-separated */
 	char fingerprints[2048];  /* for fingerprint, '|'-separated */
 	char source[700];         /* where the level came from, for the report */
+	int origin;               /* ORIGIN_*, where the level came from */
 };
 extern const char *policy_names[];
 

@@ -157,13 +157,19 @@ const char *dane_policy_text(void);
 int tcpto_skip(const struct ip *ip);
 void tcpto_err(const struct ip *ip, int timedout);
 
-/* tls.c: the policy of one destination and the TLS steps. */
+/* tls.c: the policy of one destination and the TLS steps.  policy_for:
+ * |p| from the first source tls.c's opening comment lists that names the
+ * destination, else the defaults (p->source and p->origin say which). */
 void policy_for(const char *domain, const char *mxhost, struct policy *p);
 /* Return values of smtp_session: the delivery ended (never), or try another
  * address: TRY_NEXT (reason noted), TRY_PLAIN_LATER (may: handshake failed). */
 #define TRY_NEXT 1
 #define TRY_PLAIN_LATER 2
 extern char tls_failure[1024];  /* the last reason a TLS-requiring delivery could not go on */
+/* What failed, beside the text when tls_start failed: the session's
+ * mailtls_errcode (MAILTLS_E_*, never negative), or one of these. */
+enum { TLS_FAIL_NO_STARTTLS = -1, TLS_FAIL_STARTTLS_REFUSED = -2, TLS_FAIL_CONFIG = -3 };
+extern int tls_failure_code;
 int tls_start(struct conn *c, const struct ip *ip, unsigned port, const struct policy *p,
     const char *domain);
 

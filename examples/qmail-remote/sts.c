@@ -196,10 +196,10 @@ static const char *policy_string(void)
 	return ps;
 }
 
-/* The local policy came from the defaults (tls.c's p->source words). */
+/* The local policy is may from the defaults: MTA-STS may apply. */
 static int from_defaults(const struct policy *p)
 {
-	return p->level == POL_MAY && (!strcmp(p->source, "default") || !strcmp(p->source, "tlspolicy default"));
+	return p->level == POL_MAY && p->origin == ORIGIN_DEFAULT;
 }
 
 int sts_mx(const char *domain, const struct ip *ip, struct policy *p)
@@ -225,39 +225,20 @@ int sts_mx(const char *domain, const struct ip *ip, struct policy *p)
 		p->level = POL_VERIFY;
 		p->cafile[0] = 0;
 		snprintf(p->source, sizeof p->source, "MTA-STS policy of %s (enforce)", dom);
+		p->origin = ORIGIN_STS;
 	}
 	return 0;
 }
 
-const char *sts_failure_type(const char *failure)
+/* The RFC 8460 result type of a failure: |code| is tls_failure_code or
+ * a verification result (MAILTLS_E_*).  A DANE failure cannot happen
+ * under MTA-STS, whose levels are not DANE's. */
+static const char *failure_type(int code)
 {
-	static const struct { const char *code, *type; } map[] = {
-		{ "(verify-name)", "certificate-host-mismatch" },
-		{ "(verify-expired)", "certificate-expired" },
-		{ "(verify-untrusted)", "certificate-not-trusted" },
-		{ "(verify-selfsigned)", "certificate-not-trusted" },
-		{ "(verify-nocert)", "certificate-not-trusted" },
-	};
-	size_t n = strlen(failure);
-	if (strstr(failure, "did not offer STARTTLS") || strstr(failure, "refused STARTTLS"))
+	switch (code) {
+	case TLS_FAIL_NO_STARTTLS:
+	case TLS_FAIL_STARTTLS_REFUSED:
 		return "starttls-not-supported";
-	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
-		size_t k = strlen(map[i].code);
-		if (n >= k && !strcmp(failure + n - k, map[i].code))
-			return map[i].type;
-	}
-	return "validation-failure";
-}
-
-/* The result type of a may-level session in testing mode: was the peer
- * verified against the MX host name, as enforce would require? */
-static const char *testing_type(struct mailtls *tls)
-{
-	if (!tls)
-		return "starttls-not-supported";
-	if (mailtls_peer_verified(tls))
-		return "success";
-	switch (mailtls_peer_verify_result(tls)) {
 	case MAILTLS_E_VERIFY_NAME:
 		return "certificate-host-mismatch";
 	case MAILTLS_E_VERIFY_EXPIRED:
@@ -271,12 +252,23 @@ static const char *testing_type(struct mailtls *tls)
 	}
 }
 
+/* The result type of a may-level session in testing mode: was the peer
+ * verified against the MX host name, as enforce would require? */
+static const char *testing_type(struct mailtls *tls)
+{
+	if (!tls)
+		return "starttls-not-supported";
+	if (mailtls_peer_verified(tls))
+		return "success";
+	return failure_type(mailtls_peer_verify_result(tls));
+}
+
 void sts_session(const struct ip *ip, const char *addr, const struct policy *p, struct mailtls *tls, int r)
 {
 	const char *result, *detail = r ? tls_failure : NULL;
 	int under = have && pol.mode != MTASTS_MODE_NONE && mtasts_mx_match(&pol, ip->name);
-	if (under && pol.mode == MTASTS_MODE_ENFORCE && p->level == POL_VERIFY && !strncmp(p->source, "MTA-STS", 7)) {
-		result = r ? sts_failure_type(tls_failure) : "success";
+	if (under && pol.mode == MTASTS_MODE_ENFORCE && p->origin == ORIGIN_STS) {
+		result = r ? failure_type(tls_failure_code) : "success";
 		if (r) {
 			char why[sizeof tls_failure];
 			snprintf(why, sizeof why, "%s", tls_failure);
@@ -284,12 +276,12 @@ void sts_session(const struct ip *ip, const char *addr, const struct policy *p, 
 			refused++;
 		}
 	} else if (under && pol.mode == MTASTS_MODE_TESTING && p->level == POL_MAY && from_defaults(p)) {
-		result = r ? sts_failure_type(tls_failure) : testing_type(tls);
+		result = r ? failure_type(tls_failure_code) : testing_type(tls);
 		if (strcmp(result, "success"))
 			note_add("MTA-STS (testing): %s [%s] would have failed the policy of %s (%s)", ip->name, addr,
 			    dom, result);
 	} else if (!have && dom[0] && (p->level == POL_MAY || p->level == POL_ENCRYPT)) {
-		result = r ? sts_failure_type(tls_failure) : tls ? "success" : "starttls-not-supported";
+		result = r ? failure_type(tls_failure_code) : tls ? "success" : "starttls-not-supported";
 		tlsrpt_event(TLSRPT_POLICY_NONE, dom, dom, ip->name, addr, result, detail);
 		return;
 	} else {

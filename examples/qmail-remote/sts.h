@@ -37,8 +37,9 @@ void sts_begin(const char *domain);
  * host must not be used (enforce, the host matches no mx pattern:
  * tls_failure reads "MTA-STS: MX host X does not match the policy of
  * DOMAIN"), else 0, with |p| raised to verify against the MX host name
- * (and p->source naming the policy) when an enforce policy applies.  In
- * testing mode |p| is left alone and a mismatch is only recorded. */
+ * (p->source naming the policy, p->origin ORIGIN_STS) when an enforce
+ * policy applies.  In testing mode |p| is left alone and a mismatch is
+ * only recorded. */
 int sts_mx(const char *domain, const struct ip *ip, struct policy *p);
 
 /* sts_session records the TLS-RPT event of one attempt at |ip| (address
@@ -58,12 +59,5 @@ void sts_session(const struct ip *ip, const char *addr, const struct policy *p, 
  * policy again whatever the cache says; 1 when it changed (the caller
  * tries the MX hosts again, once), else 0. */
 int sts_recheck(void);
-
-/* sts_failure_type is the RFC 8460 result type of a tls.c failure text
- * (tls_failure): "starttls-not-supported" for STARTTLS not offered or
- * refused, the certificate types for the errcode name tls.c writes last
- * in parentheses (verify-name, verify-expired, verify-untrusted,
- * verify-selfsigned, verify-nocert), "validation-failure" otherwise. */
-const char *sts_failure_type(const char *failure);
 
 #endif

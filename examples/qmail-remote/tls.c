@@ -22,6 +22,7 @@
 #include "tlsrpt.h"
 
 char tls_failure[1024];
+int tls_failure_code;
 
 /* A tlspolicy value into |p|; a bad one is an unreadable control file. */
 static void policy_read(const char *v, struct policy *p)
@@ -62,6 +63,7 @@ void policy_for(const char *domain, const char *mxhost, struct policy *p)
 		snprintf(p->source, sizeof p->source, "control/tlshosts/exhaustivelist");
 		return;
 	}
+	p->origin = ORIGIN_DEFAULT;
 	if ((v = policy_find(ctl.tlspolicy, ctl.tlspolicy_len, "", which, sizeof which))) {
 		snprintf(p->source, sizeof p->source, "tlspolicy default");
 		policy_read(v, p);
@@ -138,6 +140,7 @@ static struct mailtls_config *make_config(const struct policy *p, int implicit, 
 fail:
 	snprintf(tls_failure, sizeof tls_failure, "TLS configuration failed (policy %s): %s",
 	    policy_names[p->level], mailtls_config_error(cfg));
+	tls_failure_code = TLS_FAIL_CONFIG;
 	mailtls_config_free(cfg);
 	return NULL;
 }
@@ -176,6 +179,7 @@ static void fail_reason(const char *mxhost, const struct policy *p, const char *
 {
 	char err[600];
 	safe_copy(err, sizeof err, s ? mailtls_error(s) : "");
+	tls_failure_code = s ? mailtls_errcode(s) : MAILTLS_E_NONE;
 	if (s)
 		snprintf(tls_failure, sizeof tls_failure, "TLS %s with %s [%s] (policy %s): %s (%s)", what, mxhost,
 		    partner, policy_names[p->level], err, mailtls_errcode_name(mailtls_errcode(s)));
@@ -308,12 +312,13 @@ static int offer_saved(struct mailtls *s, const char *key)
 
 /* tls_start runs the start of the dialogue on |c| under policy |p|:
  * returns 0 with the greeting and EHLO done (in TLS or, where the policy
- * allows, in plaintext), TRY_NEXT (tls_failure says why) or
- * TRY_PLAIN_LATER (may: the handshake failed); it ends the delivery itself
- * (quit) when the host refused us the way netqmail reports.  Port 465 is
- * implicit TLS (RFC 8314).  A session saved by an earlier delivery to the
- * same host, address, port and level is offered; the peer of a resumed
- * session is checked against the policy all the same (mailtls.h). */
+ * allows, in plaintext), TRY_NEXT (tls_failure says why, tls_failure_code
+ * what) or TRY_PLAIN_LATER (may: the handshake failed, as both say); it
+ * ends the delivery itself (quit) when the host refused us the way
+ * netqmail reports.  Port 465 is implicit TLS (RFC 8314).  A session
+ * saved by an earlier delivery to the same host, address, port and level
+ * is offered; the peer of a resumed session is checked against the policy
+ * all the same (mailtls.h). */
 int tls_start(struct conn *c, const struct ip *ip, unsigned port, const struct policy *p, const char *domain)
 {
 	struct mailtls_starttls_info *info = calloc(1, sizeof *info);
@@ -379,6 +384,7 @@ int tls_start(struct conn *c, const struct ip *ip, unsigned port, const struct p
 			free(info);
 			return 0;   /* plaintext on the same connection: nothing is buffered */
 		}
+		tls_failure_code = r == MAILTLS_STARTTLS_NOT_OFFERED ? TLS_FAIL_NO_STARTTLS : TLS_FAIL_STARTTLS_REFUSED;
 		if (r == MAILTLS_STARTTLS_NOT_OFFERED)
 			snprintf(tls_failure, sizeof tls_failure,
 			    "%sTLS is required (policy %s) but %s [%s] did not offer STARTTLS", p->dane ? "DANE: " : "",
