@@ -41,14 +41,17 @@ static int first_time(const struct ip *ip)
 	return 1;
 }
 
-/* No TLSA to go by: dane is may (noted), dane-only passes this MX by. */
+/* No TLSA to go by: dane is may (noted), dane-only passes this MX by.
+ * Only dane-only's refusal is a tlsa event: RFC 8460's dane-required is a
+ * sender requiring DANE for every MX host.  Under dane the attempt has no
+ * DANE policy and is recorded as may's are (sts_session). */
 static int without_tlsa(const struct ip *ip, const char *addr, const char *domain, struct policy *p,
-    const char *why, const char *rpt)
+    const char *why)
 {
 	if (p->level == POL_DANE_ONLY) {
 		snprintf(tls_failure, sizeof tls_failure, "DANE: %s for %s [%s], not used (policy dane-only)", why,
 		    ip->name, addr);
-		tlsrpt_event(TLSRPT_POLICY_TLSA, domain, domain, ip->name, addr, rpt, tls_failure);
+		tlsrpt_event(TLSRPT_POLICY_TLSA, domain, domain, ip->name, addr, "dane-required", tls_failure);
 		return -1;
 	}
 	if (first_time(ip))
@@ -69,7 +72,7 @@ int dane_for(const struct ip *ip, unsigned port, const char *domain, struct poli
 	 * were validated (an insecure MX RRset only keeps the domain out of
 	 * the names checked, section 3.2.2); otherwise no DANE for it */
 	if (!ip->addrsecure)
-		return without_tlsa(ip, addr, domain, p, "address records not DNSSEC-validated", "dane-required");
+		return without_tlsa(ip, addr, domain, p, "address records not DNSSEC-validated");
 	switch (dns_tlsa(ip->name, port, &rrs)) {
 	case TLSA_BOGUS:
 		snprintf(tls_failure, sizeof tls_failure,
@@ -84,9 +87,9 @@ int dane_for(const struct ip *ip, unsigned port, const char *domain, struct poli
 		tlsrpt_event(TLSRPT_POLICY_TLSA, domain, domain, ip->name, addr, "dnssec-invalid", tls_failure);
 		return -1;
 	case TLSA_NONE:
-		return without_tlsa(ip, addr, domain, p, "no TLSA records", "dane-required");
+		return without_tlsa(ip, addr, domain, p, "no TLSA records");
 	case TLSA_INSECURE:
-		return without_tlsa(ip, addr, domain, p, "TLSA records not DNSSEC-validated", "dane-required");
+		return without_tlsa(ip, addr, domain, p, "TLSA records not DNSSEC-validated");
 	default:
 		found = 1;
 		break;

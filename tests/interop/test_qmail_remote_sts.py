@@ -59,9 +59,10 @@ TOO_LARGE = ENFORCE_OTHER + b"".join(b"ext%d: %s\r\n" % (i, b"a" * 900) for i in
 
 
 def step(txt=("v=STSv1; id=1",), body=ENFORCE_MATCH, policy_cert="good", mx_cert="good", damage_cache=False,
-         expire_cache=False, cache_mode=0o700):
+         expire_cache=False, cache_mode=0o700, tlspolicy=None):
     return {"txt": list(txt), "body": body.decode("latin-1"), "policy_cert": policy_cert, "mx_cert": mx_cert,
-            "damage_cache": damage_cache, "expire_cache": expire_cache, "cache_mode": cache_mode}
+            "damage_cache": damage_cache, "expire_cache": expire_cache, "cache_mode": cache_mode,
+            "tlspolicy": tlspolicy}
 
 
 SCENARIOS = {
@@ -92,6 +93,9 @@ SCENARIOS = {
     "open_cache_dir": [step(cache_mode=0o755), step(cache_mode=0o755)],
     # the cached policy refuses the MX; RFC 8461 5.1: fetched again before deferring
     "recheck": [step(body=ENFORCE_OTHER), step(body=ENFORCE_MATCH)],
+    # the default level dane with no TLSA to go by (no DNSSEC here) is may from the defaults: MTA-STS applies
+    "dane_default_enforce": [step(tlspolicy=":dane\n"), step(mx_cert="wrongname", tlspolicy=":dane\n")],
+    "dane_default_no_record": [step(txt=(), body=ENFORCE_OTHER, tlspolicy=":dane\n")],
 }
 
 
@@ -219,6 +223,9 @@ def inside(name, workdir, prog):
     steps, seen = [], 0
     for st in SCENARIOS[name]:
         cache.chmod(st["cache_mode"])
+        (ctl / "tlspolicy").unlink(missing_ok=True)
+        if st["tlspolicy"] is not None:
+            (ctl / "tlspolicy").write_text(st["tlspolicy"])
         if st["expire_cache"]:
             import re
             now = int(time.time())
@@ -526,6 +533,29 @@ def test_recheck_before_deferring_finds_the_new_policy():
     assert cached_ok(r2).endswith(ENFORCE_MATCH.decode())
     assert [e["result"] for e in events(r2)][-1] == "success"
 
+
+DANE_MAY = "DANE: address records not DNSSEC-validated for mx.sts.test [127.0.0.2], TLS opportunistic (policy dane)"
+
+
+def test_dane_without_tlsa_comes_under_mta_sts():
+    """The default level dane finds no DNSSEC here: may from the defaults, so the enforce policy
+    applies, and each attempt is one sts event (no tlsa one: no DANE policy applied)."""
+    r1, r2 = scenario("dane_default_enforce")
+    delivered(r1)
+    assert DANE_MAY in r1["report"] and "Verified peer mx.sts.test" in r1["report"], r1
+    assert [(e["policy_type"], e["result"]) for e in events(r1)] == [("sts", "success")], r1
+    deferred(r2)
+    assert DANE_MAY in r2["report"], r2
+    assert "MTA-STS (enforce, policy of sts.test): TLS certificate verification failed with mx.sts.test" \
+        in r2["report"], r2
+    assert [(e["policy_type"], e["result"]) for e in events(r2)] == [("sts", "certificate-host-mismatch")], r2
+
+
+def test_dane_without_tlsa_or_mta_sts_is_no_policy_found():
+    (r,) = scenario("dane_default_no_record")
+    delivered(r)
+    assert DANE_MAY in r["report"] and r["http"] == [], r
+    assert [(e["policy_type"], e["result"]) for e in events(r)] == [("no-policy-found", "success")], r
 
 
 def test_events_make_an_rfc8460_report(tmp_path):
