@@ -30,7 +30,7 @@ python3 python3-dev python3-pytest python3-cryptography python3-trustme swig
 python3-venv python3-pip python3-setuptools python3-wheel
 clang-14 libclang-rt-14-dev ucspi-tcp valgrind file binutils procps iproute2
 libnet-ssleay-perl sslscan testssl.sh haproxy dnsmasq-base
-libunbound-dev dns-root-data nsd ldnsutils unbound bind9-dnsutils"
+libunbound-dev dns-root-data nsd ldnsutils unbound"
 
 if [ "$(id -u)" != 0 ]; then
 	echo "$prog: fatal: must run as root (it installs packages with apt-get)" >&2

@@ -66,6 +66,17 @@ static int ext_name_ok(const char *p, size_t n)
 	return 1;
 }
 
+/* An STS id: 1 to 32 letters and digits (RFC 8461 section 3.1). */
+static int id_ok(const char *id, size_t n)
+{
+	if (n < 1 || n > MTASTS_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!is_alpha(id[i]) && !is_digit(id[i]))
+			return 0;
+	return 1;
+}
+
 int mtasts_txt_parse(const char *txt, size_t len, char id[MTASTS_ID_MAX + 1])
 {
 	const char *p = txt, *end = txt + len;
@@ -99,11 +110,8 @@ int mtasts_txt_parse(const char *txt, size_t len, char id[MTASTS_ID_MAX + 1])
 		if (p == val || (p < end && !is_wsp(*p) && *p != ';'))
 			return -1;
 		if (eq - name == 2 && !memcmp(name, "id", 2)) {
-			if (have_id || p - val > MTASTS_ID_MAX)
+			if (have_id || !id_ok(val, (size_t)(p - val)))
 				return -1;
-			for (const char *q = val; q < p; q++)
-				if (!is_alpha(*q) && !is_digit(*q))
-					return -1;
 			memcpy(id, val, (size_t)(p - val));
 			id[p - val] = 0;
 			have_id = 1;
@@ -538,12 +546,6 @@ next:
 }
 
 int mtasts_fetch(struct mailtls_config *cfg, const char *domain, const struct mtasts_fetch_opts *opts,
-    struct mtasts_policy *out, char *err, size_t errlen)
-{
-	return mtasts_fetch_text(cfg, domain, opts, out, NULL, NULL, err, errlen);
-}
-
-int mtasts_fetch_text(struct mailtls_config *cfg, const char *domain, const struct mtasts_fetch_opts *opts,
     struct mtasts_policy *out, char *text, size_t *text_len, char *err, size_t errlen)
 {
 	static const struct mtasts_fetch_opts defaults = { NULL, 0, 0 };
@@ -651,16 +653,6 @@ out:
 /* ---- The policy cache's file ---- */
 
 static const char cache_magic[] = "qmail-remote mtastscache 1\n";
-
-static int id_ok(const char *id, size_t n)
-{
-	if (n < 1 || n > MTASTS_ID_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!is_alpha(id[i]) && !is_digit(id[i]))
-			return 0;
-	return 1;
-}
 
 /* |d| (|n| bytes) is a host name as domain_ok writes it (lowercase, no
  * final dot, no wildcard). */

@@ -135,16 +135,13 @@ struct mtasts_fetch_opts {
  * redirect is not followed: a fetch error), media type text/plain, a body
  * of at most MTASTS_POLICY_MAX bytes that mtasts_policy_parse accepts.
  * |domain| must be a host name (letters, digits, '-', '.').  Returns
- * MTASTS_OK with |out| filled, or one of the errors above with a message
- * in |err| (|errlen| bytes, NUL-terminated).  Never prints, never exits;
- * the descriptors it opens are closed again. */
+ * MTASTS_OK with |out| filled and, when |text| is not NULL, the policy's
+ * bytes copied to |text| (room for MTASTS_POLICY_MAX) and their number to
+ * *text_len (the cache keeps the text; the report quotes it); or one of
+ * the errors above with a message in |err| (|errlen| bytes,
+ * NUL-terminated).  Never prints, never exits; the descriptors it opens
+ * are closed again. */
 int mtasts_fetch(struct mailtls_config *cfg, const char *domain, const struct mtasts_fetch_opts *opts,
-    struct mtasts_policy *out, char *err, size_t errlen);
-
-/* mtasts_fetch_text is mtasts_fetch that also copies the policy's bytes,
- * on MTASTS_OK, to |text| (room for MTASTS_POLICY_MAX) and their number
- * to *text_len (the cache keeps the text; the report quotes it). */
-int mtasts_fetch_text(struct mailtls_config *cfg, const char *domain, const struct mtasts_fetch_opts *opts,
     struct mtasts_policy *out, char *text, size_t *text_len, char *err, size_t errlen);
 
 /* ---- The policy cache's file (sts.c keeps one file per domain) ----

@@ -161,7 +161,7 @@ void tcpto_err(const struct ip *ip, int timedout);
  * |p| from the first source tls.c's opening comment lists that names the
  * destination, else the defaults (p->source and p->origin say which). */
 void policy_for(const char *domain, const char *mxhost, struct policy *p);
-/* Return values of smtp_session: the delivery ended (never), or try another
+/* Return values of smtp: the delivery ended (never), or try another
  * address: TRY_NEXT (reason noted), TRY_PLAIN_LATER (may: handshake failed). */
 #define TRY_NEXT 1
 #define TRY_PLAIN_LATER 2

@@ -138,7 +138,7 @@ static int fetch(void)
 		snprintf(err, sizeof err, "%s", mailtls_config_error(cfg));
 		rc = MTASTS_FETCH_ERROR;
 	} else {
-		rc = mtasts_fetch_text(cfg, dom, &o, &p, text, &text_len, err, sizeof err);
+		rc = mtasts_fetch(cfg, dom, &o, &p, text, &text_len, err, sizeof err);
 	}
 	mailtls_config_free(cfg);
 	if (rc != MTASTS_OK) {
@@ -230,28 +230,6 @@ int sts_mx(const char *domain, const struct ip *ip, struct policy *p)
 	return 0;
 }
 
-/* The RFC 8460 result type of a failure: |code| is tls_failure_code or
- * a verification result (MAILTLS_E_*).  A DANE failure cannot happen
- * under MTA-STS, whose levels are not DANE's. */
-static const char *failure_type(int code)
-{
-	switch (code) {
-	case TLS_FAIL_NO_STARTTLS:
-	case TLS_FAIL_STARTTLS_REFUSED:
-		return "starttls-not-supported";
-	case MAILTLS_E_VERIFY_NAME:
-		return "certificate-host-mismatch";
-	case MAILTLS_E_VERIFY_EXPIRED:
-		return "certificate-expired";
-	case MAILTLS_E_VERIFY_UNTRUSTED:
-	case MAILTLS_E_VERIFY_SELFSIGNED:
-	case MAILTLS_E_VERIFY_NOCERT:
-		return "certificate-not-trusted";
-	default:
-		return "validation-failure";
-	}
-}
-
 /* The result type of a may-level session in testing mode: was the peer
  * verified against the MX host name, as enforce would require? */
 static const char *testing_type(struct mailtls *tls)
@@ -260,7 +238,7 @@ static const char *testing_type(struct mailtls *tls)
 		return "starttls-not-supported";
 	if (mailtls_peer_verified(tls))
 		return "success";
-	return failure_type(mailtls_peer_verify_result(tls));
+	return tlsrpt_result_type(mailtls_peer_verify_result(tls));
 }
 
 void sts_session(const struct ip *ip, const char *addr, const struct policy *p, struct mailtls *tls, int r)
@@ -268,20 +246,20 @@ void sts_session(const struct ip *ip, const char *addr, const struct policy *p, 
 	const char *result, *detail = r ? tls_failure : NULL;
 	int under = have && pol.mode != MTASTS_MODE_NONE && mtasts_mx_match(&pol, ip->name);
 	if (under && pol.mode == MTASTS_MODE_ENFORCE && p->origin == ORIGIN_STS) {
-		result = r ? failure_type(tls_failure_code) : "success";
+		result = r ? tlsrpt_result_type(tls_failure_code) : "success";
 		if (r) {
 			char why[sizeof tls_failure];
 			snprintf(why, sizeof why, "%s", tls_failure);
 			snprintf(tls_failure, sizeof tls_failure, "MTA-STS (enforce, policy of %.253s): %.700s", dom, why);
 			refused++;
 		}
-	} else if (under && pol.mode == MTASTS_MODE_TESTING && p->level == POL_MAY && from_defaults(p)) {
-		result = r ? failure_type(tls_failure_code) : testing_type(tls);
+	} else if (under && pol.mode == MTASTS_MODE_TESTING && from_defaults(p)) {
+		result = r ? tlsrpt_result_type(tls_failure_code) : testing_type(tls);
 		if (strcmp(result, "success"))
 			note_add("MTA-STS (testing): %s [%s] would have failed the policy of %s (%s)", ip->name, addr,
 			    dom, result);
 	} else if (!have && dom[0] && (p->level == POL_MAY || p->level == POL_ENCRYPT)) {
-		result = r ? failure_type(tls_failure_code) : tls ? "success" : "starttls-not-supported";
+		result = r ? tlsrpt_result_type(tls_failure_code) : tls ? "success" : "starttls-not-supported";
 		tlsrpt_event(TLSRPT_POLICY_NONE, dom, dom, ip->name, addr, result, detail);
 		return;
 	} else {

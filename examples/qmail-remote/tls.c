@@ -190,8 +190,8 @@ static void fail_reason(const char *mxhost, const struct policy *p, const char *
 
 /* Names the certificate is checked against (verify: the MX host; secure:
  * the destination domain and match= names; DANE-TA: the MX host, and the
- * destination domain when the MX records were validated, not for an
- * smtproutes relay, which is no MX of the domain). */
+ * destination domain when validated MX records led to the host, which
+ * an smtproutes relay's never did: dns_ip). */
 static int set_names(struct mailtls *s, const struct ip *ip, const struct policy *p, const char *domain)
 {
 	char buf[sizeof p->match], *save = NULL, *n;
@@ -199,9 +199,8 @@ static int set_names(struct mailtls *s, const struct ip *ip, const struct policy
 	size_t k = 0;
 	if (p->dane) {
 		const struct tlsa_rrs *r = dane_records();
-		const char *relay = route_lookup(domain);
 		names[k++] = ip->name;
-		if (ip->secure && strcasecmp(domain, ip->name) && !(relay && *relay))
+		if (ip->secure && strcasecmp(domain, ip->name))
 			names[k++] = domain;
 		return mailtls_set_dane(s, r->rec, (size_t)r->n, names, k) < 0 ? -1 : 0;
 	}
@@ -257,25 +256,6 @@ static void dane_event(const struct ip *ip, const struct policy *p, const char *
 	    dane_policy_text());
 }
 
-/* RFC 8460's result type for a handshake that failed on |s|. */
-static const char *rpt_type(struct mailtls *s)
-{
-	switch (mailtls_errcode(s)) {
-	case MAILTLS_E_VERIFY_DANE:
-		return "tlsa-invalid";
-	case MAILTLS_E_VERIFY_NAME:
-		return "certificate-host-mismatch";
-	case MAILTLS_E_VERIFY_EXPIRED:
-		return "certificate-expired";
-	case MAILTLS_E_VERIFY_UNTRUSTED:
-	case MAILTLS_E_VERIFY_SELFSIGNED:
-	case MAILTLS_E_VERIFY_NOCERT:
-		return "certificate-not-trusted";
-	default:
-		return "validation-failure";
-	}
-}
-
 /* A failed start under TLS: the cache entry offered (if any) goes, and
  * the next address is tried (may with STARTTLS: this one again later, in
  * plaintext). */
@@ -283,7 +263,7 @@ static int tls_failed(struct conn *c, const struct ip *ip, const struct policy *
     struct mailtls *s, struct mailtls_starttls_info *info, const char *key, int offered)
 {
 	fail_reason(ip->name, p, failure_word(s, info), s);
-	dane_event(ip, p, domain, rpt_type(s));
+	dane_event(ip, p, domain, tlsrpt_result_type(mailtls_errcode(s)));
 	if (offered)
 		tlscache_drop(key);
 	mailtls_free(s);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "qmail-remote.h"
 #include "tlsrpt.h"
 
 #define TLSRPT_DIR "queue/tlsrpt"
@@ -107,4 +108,25 @@ void tlsrpt_event(const char *policy_type, const char *policy_domain, const char
     const char *mx_host, const char *addr, const char *result, const char *detail)
 {
 	tlsrpt_event_policy(policy_type, policy_domain, domain, mx_host, addr, result, detail, NULL);
+}
+
+const char *tlsrpt_result_type(int code)
+{
+	switch (code) {
+	case TLS_FAIL_NO_STARTTLS:
+	case TLS_FAIL_STARTTLS_REFUSED:
+		return "starttls-not-supported";
+	case MAILTLS_E_VERIFY_DANE:
+		return "tlsa-invalid";
+	case MAILTLS_E_VERIFY_NAME:
+		return "certificate-host-mismatch";
+	case MAILTLS_E_VERIFY_EXPIRED:
+		return "certificate-expired";
+	case MAILTLS_E_VERIFY_UNTRUSTED:
+	case MAILTLS_E_VERIFY_SELFSIGNED:
+	case MAILTLS_E_VERIFY_NOCERT:
+		return "certificate-not-trusted";
+	default:
+		return "validation-failure";
+	}
 }

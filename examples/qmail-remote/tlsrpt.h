@@ -44,6 +44,12 @@ void tlsrpt_event(const char *policy_type, const char *policy_domain, const char
 void tlsrpt_event_policy(const char *policy_type, const char *policy_domain, const char *domain,
     const char *mx_host, const char *addr, const char *result, const char *detail, const char *policy);
 
+/* tlsrpt_result_type is RFC 8460's result type for a failure |code|: a
+ * libmailtls error category (MAILTLS_E_*, e.g. a verification result) or
+ * one of tls.c's TLS_FAIL_* (qmail-remote.h); "validation-failure" for
+ * what RFC 8460 names no type of its own. */
+const char *tlsrpt_result_type(int code);
+
 /* tlsrpt_local notes the local address of connected socket |fd| as the
  * sending MTA's for the events that follow; -1 forgets it. */
 void tlsrpt_local(int fd);

@@ -45,8 +45,7 @@ static void ca_digest_add(struct mailtls_config *cfg, char tag, const char *pem,
 {
 	uint8_t hdr[9];
 	hdr[0] = (uint8_t)tag;
-	for (int i = 0; i < 8; i++)
-		hdr[1 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+	mt_be64(hdr + 1, len);
 	SHA256_Update(&cfg->ca_sha, hdr, sizeof hdr);
 	SHA256_Update(&cfg->ca_sha, pem, len);
 }

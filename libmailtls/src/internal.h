@@ -195,6 +195,14 @@ MT_HIDDEN int mt_read_file_mode(struct mailtls_config *cfg, const char *path, mo
     char **out, size_t *outlen);
 MT_HIDDEN void mt_free_secret(char *buf, size_t len);
 
+/* mt_be64 writes |n| big-endian into |out| (the trust digest's lengths,
+ * a saved session's verdict). */
+static inline void mt_be64(uint8_t out[8], uint64_t n)
+{
+	for (int i = 0; i < 8; i++)
+		out[i] = (uint8_t)(n >> (56 - 8 * i));
+}
+
 /* ca.c */
 /* mt_ca_load parses the CA files set and not parsed yet (thread-safe). */
 MT_HIDDEN void mt_ca_load(struct mailtls_config *cfg);

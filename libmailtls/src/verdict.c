@@ -23,8 +23,7 @@ static const uint8_t magic[4] = { 'm', 'T', 'v', '1' };
 static void put_len(SHA256_CTX *c, uint64_t n)
 {
 	uint8_t b[8];
-	for (int i = 0; i < 8; i++)
-		b[i] = (uint8_t)(n >> (56 - 8 * i));
+	mt_be64(b, n);
 	SHA256_Update(c, b, sizeof b);
 }
 
@@ -106,8 +105,7 @@ int mt_verdict_put(const struct mailtls *s, uint8_t *out)
 	memcpy(out + 4, v->trust, 32);
 	out[36] = (uint8_t)v->result;
 	out[37] = (uint8_t)(v->has_peer_cert != 0);
-	for (int i = 0; i < 8; i++)
-		out[38 + i] = (uint8_t)((uint64_t)v->until >> (56 - 8 * i));
+	mt_be64(out + 38, (uint64_t)v->until);
 	return 1;
 }
 

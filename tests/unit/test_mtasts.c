@@ -427,7 +427,7 @@ static int fetch_with(struct srv *v, const char *cert, const char *key, const ch
 	v->no_close_notify = no_close_notify;
 	o.port = v->port;
 	srv_go(v);
-	rc = mtasts_fetch(cc, DOMAIN, &o, p, err, errlen);
+	rc = mtasts_fetch(cc, DOMAIN, &o, p, NULL, NULL, err, errlen);
 	srv_join(v);
 	mailtls_config_free(cc);
 	fprintf(stderr, "   fetch: %d %s\n", rc, err);
@@ -527,7 +527,7 @@ static void test_fetch_webpki(void)
 		srv_start(&v, "server-ec.pem", "server-ec.key", ok);
 		o.port = v.port;
 		srv_go(&v);
-		CHECK_EQ(mtasts_fetch(cc, DOMAIN, &o, &p, err, sizeof err), MTASTS_WEBPKI_INVALID);
+		CHECK_EQ(mtasts_fetch(cc, DOMAIN, &o, &p, NULL, NULL, err, sizeof err), MTASTS_WEBPKI_INVALID);
 		srv_join(&v);
 		CHECK(strstr(err, "not verified"));
 		CHECK_EQ(v.requests, 0);
@@ -551,11 +551,11 @@ static void test_fetch_stall_and_no_server(void)
 	srv_start(&v, "sni-wild.pem", "sni-wild.key", NULL);
 	o.port = v.port;
 	close(v.lfd);
-	CHECK_EQ(mtasts_fetch(cc, DOMAIN, &o, &p, err, sizeof err), MTASTS_FETCH_ERROR);
+	CHECK_EQ(mtasts_fetch(cc, DOMAIN, &o, &p, NULL, NULL, err, sizeof err), MTASTS_FETCH_ERROR);
 	CHECK(strstr(err, "cannot connect"));
 	/* Not a domain. */
-	CHECK_EQ(mtasts_fetch(cc, "a/b", &o, &p, err, sizeof err), MTASTS_FETCH_ERROR);
-	CHECK_EQ(mtasts_fetch(cc, "", &o, &p, err, sizeof err), MTASTS_FETCH_ERROR);
+	CHECK_EQ(mtasts_fetch(cc, "a/b", &o, &p, NULL, NULL, err, sizeof err), MTASTS_FETCH_ERROR);
+	CHECK_EQ(mtasts_fetch(cc, "", &o, &p, NULL, NULL, err, sizeof err), MTASTS_FETCH_ERROR);
 	mailtls_config_free(cc);
 }
 
