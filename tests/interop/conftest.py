@@ -212,6 +212,17 @@ def alive(pid):
     return st is not None and st[0] not in ("Z", "X")
 
 
+def group_members(pgrp):
+    """The live processes of process group |pgrp|."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            st = proc_stat(int(d.name))
+            if st is not None and st[2] == pgrp and st[0] not in ("Z", "X"):
+                pids.append(int(d.name))
+    return pids
+
+
 def wait_gone(pids, timeout):
     """Waits at most |timeout| seconds for every process of |pids| to be gone (zombies
     count as gone); returns those still alive then."""

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import START_TIMEOUT, STOP_TIMEOUT, alive, free_port, listening, must_have, wait_gone
+from conftest import (START_TIMEOUT, STOP_TIMEOUT, alive, free_port, group_members, listening, must_have,
+                      proc_stat, wait_gone)
 
 SBIN = "/usr/sbin:/sbin"
 POSTFIX_DIST_MASTER = Path("/usr/share/postfix/master.cf.dist")
@@ -78,10 +79,16 @@ class Postfix:
         return self.proc.wait_for(pattern, timeout=timeout, since=since)
 
     def master_pid(self):
+        """The pid the master wrote; before it wrote one, the shell's child."""
         try:
             return int((self.dir / "queue" / "pid" / "master.pid").read_text().split()[0])
         except (OSError, ValueError, IndexError):
-            return None
+            pass
+        for d in Path("/proc").iterdir():
+            st = proc_stat(int(d.name)) if d.name.isdigit() else None
+            if st and st[1] == self.proc.pid:
+                return int(d.name)
+        return None
 
     def stop(self):
         """"postfix start-fg" is a shell whose child is the master: stop the master by
@@ -92,10 +99,16 @@ class Postfix:
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
                 cmd = b""
-            if b"master" in cmd:
+            st = proc_stat(pid)
+            if b"master" in cmd and st:
                 os.kill(pid, signal.SIGTERM)
                 if wait_gone([pid], STOP_TIMEOUT):
                     os.kill(pid, signal.SIGKILL)
+                # its smtpd children hold the listening sockets a moment longer: a next
+                # instance on the same address would find them listening, be taken for
+                # started, fail to bind, and the children would drop its first connection
+                for child in wait_gone(group_members(st[2]), STOP_TIMEOUT):
+                    os.kill(child, signal.SIGKILL)
         self.proc.stop()
 
 
@@ -156,6 +169,11 @@ def start_postfix(need, procs, pki, d, main=(), services=None):
     out = ""
     for _ in range(3):
         ports, lines = services()
+        # a fixed port may still be held by the instance a test before stopped: a listener
+        # found after the start must be this one
+        deadline = time.monotonic() + START_TIMEOUT
+        while any(listening(x) for x in ports.values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
         postfix_config(d, main, lines)
         p = procs.start([binary, "-c", str(d), "start-fg"], name="postfix")
         inst = Postfix(p, d, ports)

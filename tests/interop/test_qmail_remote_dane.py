@@ -218,7 +218,7 @@ ACCEPTED = re.compile(r"r\0K127\.0\.0\.2 accepted message\.\nRemote host said: 2
 
 
 def delivered(mta, out, mark, n=1):
-    assert ACCEPTED.match(out), out
+    assert ACCEPTED.match(out), f"{out}\nPostfix said:\n{mta.log(mark)}"
     assert mta.wait_log(r"status=sent \(delivered to maildir\)", since=mark, timeout=RUN_TIMEOUT), mta.log(mark)
     files = sorted((mta.vmail / "new").iterdir(), key=lambda f: f.stat().st_mtime_ns)
     assert len(files) == n and files[-1].read_bytes().endswith(MSG), files
