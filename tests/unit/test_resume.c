@@ -75,7 +75,6 @@ static unsigned char *saved(struct mailtls_config *sc, struct mailtls_config *cc
 	struct tu_conn k;
 	unsigned char *sess;
 	char buf[8];
-	ssize_t n;
 	tu_conn_open(&k, sc, cc, name);
 	if (vname)
 		CHECK_OK(k.c, mailtls_set_verify_names(k.c, &vname, 1));
@@ -86,13 +85,8 @@ static unsigned char *saved(struct mailtls_config *sc, struct mailtls_config *cc
 	CHECK_EQ(mailtls_session_reused(k.c), resumed);
 	CHECK_EQ(mailtls_write(k.s, "hello", 5), 5);
 	CHECK_EQ(mailtls_read(k.c, buf, sizeof buf), 5);
-	n = mailtls_get_session(k.c, NULL, 0);
-	CHECK(n > 0);
-	sess = malloc((size_t)n);
-	CHECK(sess);
-	CHECK_EQ(mailtls_get_session(k.c, sess, (size_t)n), n);
+	sess = tu_session_of(k.c, len);
 	tu_conn_close(&k);
-	*len = (size_t)n;
 	return sess;
 }
 
@@ -107,6 +101,45 @@ static void resume(struct tu_conn *k, struct mailtls_config *sc, struct mailtls_
 	tu_conn_hs(k);
 }
 
+/* Offers |sess| with |cc| (|vname| as for resume): it resumes, is
+ * accepted, and the server's certificate has the verification result
+ * |result| (MAILTLS_E_NONE: verified); |parsed| trust anchors were parsed
+ * meanwhile (SOME: one or more). */
+#define SOME (-1)
+static void expect_accepted(struct mailtls_config *sc, struct mailtls_config *cc, const char *vname,
+    const unsigned char *sess, size_t len, int result, int parsed)
+{
+	struct tu_conn k;
+	int before = anchors_added;
+	resume(&k, sc, cc, vname, sess, len);
+	EXPECT_HS_OK(&k);
+	CHECK_EQ(mailtls_session_reused(k.c), 1);
+	CHECK_EQ(mailtls_peer_verified(k.c), result == MAILTLS_E_NONE);
+	CHECK_EQ(mailtls_peer_verify_result(k.c), result);
+	CHECK_EQ(mailtls_peer_has_cert(k.c), 1);
+	CHECK_STR(mailtls_peer_fingerprint(k.c), tu_fingerprint_of(pki("server-ec-leaf.pem")));
+	if (parsed == SOME)
+		CHECK(anchors_added > before);
+	else
+		CHECK_EQ(anchors_added, before + parsed);
+	tu_conn_close(&k);
+}
+
+/* Offers |sess| with |cc|: it resumes, and the client refuses the server
+ * for |err| (|what| names the case in the log). */
+static void expect_refused(struct mailtls_config *sc, struct mailtls_config *cc, const char *vname,
+    const unsigned char *sess, size_t len, int err, const char *what)
+{
+	struct tu_conn k;
+	resume(&k, sc, cc, vname, sess, len);
+	fprintf(stderr, "   %s: client %d [%s] %s\n", what, k.cr, mailtls_errcode_name(k.cerr), mailtls_error(k.c));
+	CHECK_EQ(k.cr, -1);
+	CHECK_EQ(k.cerr, err);
+	CHECK_EQ(mailtls_session_reused(k.c), 1);   /* the path under test */
+	CHECK_EQ(mailtls_peer_verified(k.c), 0);
+	tu_conn_close(&k);
+}
+
 static void ca_file_checks(void)
 {
 	struct mailtls_config *sc = tu_server_config("server-ec.pem", "server-ec.key");
@@ -116,7 +149,6 @@ static void ca_file_checks(void)
 	struct mailtls_config *first, *same, *rewritten, *reordered;
 	unsigned char *sess, *again;
 	size_t len, alen;
-	struct tu_conn k;
 	int before;
 
 	/* A full handshake parses the rest of the file when it verifies. */
@@ -129,63 +161,33 @@ static void ca_file_checks(void)
 	/* Same settings, another configuration (as in the next process):
 	 * resumed, verified, and the rest of the file never parsed. */
 	same = client(trust);
-	before = anchors_added;
-	resume(&k, sc, same, NULL, sess, len);
-	EXPECT_HS_OK(&k);
-	CHECK_EQ(mailtls_session_reused(k.c), 1);
-	CHECK_EQ(mailtls_peer_verified(k.c), 1);
-	CHECK_EQ(mailtls_peer_verify_result(k.c), MAILTLS_E_NONE);
-	CHECK_EQ(mailtls_peer_has_cert(k.c), 1);
-	CHECK_STR(mailtls_peer_fingerprint(k.c), tu_fingerprint_of(pki("server-ec-leaf.pem")));
-	CHECK_EQ(anchors_added, before);
-	tu_conn_close(&k);
+	expect_accepted(sc, same, NULL, sess, len, MAILTLS_E_NONE, 0);
 	/* The verdict passes on to the session that resumption saves. */
 	from = sess;
 	fromlen = len;
+	before = anchors_added;
 	again = saved(sc, same, "localhost", NULL, 1, &alen);
-	resume(&k, sc, same, NULL, again, alen);
-	EXPECT_HS_OK(&k);
-	CHECK_EQ(mailtls_session_reused(k.c), 1);
-	CHECK_EQ(mailtls_peer_verified(k.c), 1);
 	CHECK_EQ(anchors_added, before);
-	tu_conn_close(&k);
+	expect_accepted(sc, same, NULL, again, alen, MAILTLS_E_NONE, 0);
 	free(again);
 
 	/* The file rewritten in place without the test CA: verified again
 	 * (the path is the same, the content is not) and refused. */
 	trust_file(dir, "trust.pem", "unknown-ca.pem", NULL);
 	rewritten = client(trust);
-	resume(&k, sc, rewritten, NULL, sess, len);
-	fprintf(stderr, "   CA file changed: client %d [%s] %s, reused %d\n", k.cr, mailtls_errcode_name(k.cerr),
-	    mailtls_error(k.c), mailtls_session_reused(k.c));
-	CHECK_EQ(k.cr, -1);
-	CHECK_EQ(k.cerr, MAILTLS_E_VERIFY_UNTRUSTED);
-	CHECK_EQ(mailtls_session_reused(k.c), 1);   /* the path under test */
-	CHECK_EQ(mailtls_peer_verified(k.c), 0);
-	tu_conn_close(&k);
+	expect_refused(sc, rewritten, NULL, sess, len, MAILTLS_E_VERIFY_UNTRUSTED, "CA file changed");
 
 	/* Changed but still trusting the server: verified again (the file
 	 * parsed for it), accepted. */
 	trust_file(dir, "trust.pem", "ca.pem", "unknown-ca.pem");
 	reordered = client(trust);
-	before = anchors_added;
-	resume(&k, sc, reordered, NULL, sess, len);
-	EXPECT_HS_OK(&k);
-	CHECK_EQ(mailtls_session_reused(k.c), 1);
-	CHECK_EQ(mailtls_peer_verified(k.c), 1);
-	CHECK_EQ(anchors_added, before + 1);
-	tu_conn_close(&k);
+	expect_accepted(sc, reordered, NULL, sess, len, MAILTLS_E_NONE, 1);
 
 	/* The same text given twice is other settings too (order and count
 	 * are part of them): verified again. */
 	trust_file(dir, "trust.pem", "unknown-ca.pem", "ca.pem");
 	CHECK_CFG_OK(same, mailtls_config_set_ca(same, trust, NULL));
-	before = anchors_added;
-	resume(&k, sc, same, NULL, sess, len);
-	EXPECT_HS_OK(&k);
-	CHECK_EQ(mailtls_peer_verified(k.c), 1);
-	CHECK(anchors_added > before);
-	tu_conn_close(&k);
+	expect_accepted(sc, same, NULL, sess, len, MAILTLS_E_NONE, SOME);
 
 	free(sess);
 	mailtls_config_free(first);
@@ -215,7 +217,6 @@ static void test_pins(void)
 	const char *wrong = tu_fingerprint_of(pki("wrongname-leaf.pem"));
 	unsigned char *sess;
 	size_t len;
-	struct tu_conn k;
 	CHECK_CFG_OK(p1, mailtls_config_add_pin(p1, right));
 	CHECK_CFG_OK(p2, mailtls_config_add_pin(p2, right));
 	CHECK_CFG_OK(other, mailtls_config_add_pin(other, wrong));
@@ -223,25 +224,10 @@ static void test_pins(void)
 	CHECK_CFG_OK(both, mailtls_config_add_pin(both, right));
 	sess = saved(sc, p1, "localhost", NULL, 0, &len);
 
-	resume(&k, sc, p2, NULL, sess, len);
-	EXPECT_HS_OK(&k);
-	CHECK_EQ(mailtls_session_reused(k.c), 1);
-	CHECK_EQ(mailtls_peer_verified(k.c), 1);
-	tu_conn_close(&k);
-
-	resume(&k, sc, other, NULL, sess, len);
-	fprintf(stderr, "   pins changed: client %d [%s] %s\n", k.cr, mailtls_errcode_name(k.cerr), mailtls_error(k.c));
-	CHECK_EQ(k.cr, -1);
-	CHECK_EQ(k.cerr, MAILTLS_E_VERIFY_PIN);
-	CHECK_EQ(mailtls_session_reused(k.c), 1);
-	tu_conn_close(&k);
-
+	expect_accepted(sc, p2, NULL, sess, len, MAILTLS_E_NONE, 0);
+	expect_refused(sc, other, NULL, sess, len, MAILTLS_E_VERIFY_PIN, "pins changed");
 	/* a pin added (the right one still among them): verified again, accepted */
-	resume(&k, sc, both, NULL, sess, len);
-	EXPECT_HS_OK(&k);
-	CHECK_EQ(mailtls_session_reused(k.c), 1);
-	CHECK_EQ(mailtls_peer_verified(k.c), 1);
-	tu_conn_close(&k);
+	expect_accepted(sc, both, NULL, sess, len, MAILTLS_E_NONE, 0);
 	free(sess);
 	mailtls_config_free(p1);
 	mailtls_config_free(p2);
@@ -259,43 +245,22 @@ static void test_names_and_mode(void)
 	    *opt2 = client(pki("ca.pem"));
 	unsigned char *sess, *bad;
 	size_t len, blen;
-	struct tu_conn k;
-	int before;
 	CHECK_CFG_OK(opt, mailtls_config_set_verify(opt, MAILTLS_VERIFY_OPTIONAL));
 	CHECK_CFG_OK(opt2, mailtls_config_set_verify(opt2, MAILTLS_VERIFY_OPTIONAL));
 
 	/* verified for localhost; offered for another name: checked, refused */
 	sess = saved(sc, req, "localhost", NULL, 0, &len);
-	resume(&k, sc, req, "other.example.net", sess, len);
-	CHECK_EQ(k.cr, -1);
-	CHECK_EQ(k.cerr, MAILTLS_E_VERIFY_NAME);
-	CHECK_EQ(mailtls_session_reused(k.c), 1);
-	tu_conn_close(&k);
+	expect_refused(sc, req, "other.example.net", sess, len, MAILTLS_E_VERIFY_NAME, "another name");
 
 	/* OPTIONAL, the name wrong: the failure is the verdict, and it stands
 	 * for the same settings (the anchors not parsed again) ... */
 	bad = saved(sc, opt, "localhost", "other.example.net", 0, &blen);
-	before = anchors_added;
-	resume(&k, sc, opt2, "other.example.net", bad, blen);
-	EXPECT_HS_OK(&k);
-	CHECK_EQ(mailtls_session_reused(k.c), 1);
-	CHECK_EQ(mailtls_peer_verified(k.c), 0);
-	CHECK_EQ(mailtls_peer_verify_result(k.c), MAILTLS_E_VERIFY_NAME);
-	CHECK_EQ(anchors_added, before);
-	tu_conn_close(&k);
+	expect_accepted(sc, opt2, "other.example.net", bad, blen, MAILTLS_E_VERIFY_NAME, 0);
 	/* ... but offered under REQUIRE, it is verified again and refused. */
-	resume(&k, sc, req, "other.example.net", bad, blen);
-	CHECK_EQ(k.cr, -1);
-	CHECK_EQ(k.cerr, MAILTLS_E_VERIFY_NAME);
-	CHECK_EQ(mailtls_session_reused(k.c), 1);
-	tu_conn_close(&k);
+	expect_refused(sc, req, "other.example.net", bad, blen, MAILTLS_E_VERIFY_NAME, "OPTIONAL's failure under REQUIRE");
 	/* and a success under REQUIRE offered under OPTIONAL with the wrong
 	 * name: verified again, the failure reported */
-	resume(&k, sc, opt, "other.example.net", sess, len);
-	EXPECT_HS_OK(&k);
-	CHECK_EQ(mailtls_peer_verified(k.c), 0);
-	CHECK_EQ(mailtls_peer_verify_result(k.c), MAILTLS_E_VERIFY_NAME);
-	tu_conn_close(&k);
+	expect_accepted(sc, opt, "other.example.net", sess, len, MAILTLS_E_VERIFY_NAME, 0);
 	free(sess);
 	free(bad);
 	mailtls_config_free(req);
@@ -321,15 +286,11 @@ static void test_hook(void)
 	struct mailtls_config *cc = client(pki("ca.pem"));
 	unsigned char *sess;
 	size_t len;
-	struct tu_conn k;
 	mailtls_config_set_verify_cb(cc, hook, NULL);
 	sess = saved(sc, cc, "localhost", NULL, 0, &len);
 	CHECK_EQ(hook_calls, 1);
-	resume(&k, sc, cc, NULL, sess, len);
-	EXPECT_HS_OK(&k);
-	CHECK_EQ(mailtls_session_reused(k.c), 1);
+	expect_accepted(sc, cc, NULL, sess, len, MAILTLS_E_NONE, 0);
 	CHECK_EQ(hook_calls, 2);
-	tu_conn_close(&k);
 	free(sess);
 	mailtls_config_free(cc);
 	mailtls_config_free(sc);
@@ -345,30 +306,18 @@ static void test_damaged_header(void)
 	unsigned char *sess;
 	size_t len;
 	struct tu_conn k;
-	int before;
 	sess = saved(sc, cc, "localhost", NULL, 0, &len);
 	CHECK(len > 46 && !memcmp(sess, "mTv1", 4));   /* verdict.c's header */
 
 	/* as saved: kept, the anchors not parsed */
 	fresh = client(trust);
-	before = anchors_added;
-	resume(&k, sc, fresh, NULL, sess, len);
-	EXPECT_HS_OK(&k);
-	CHECK_EQ(mailtls_peer_verified(k.c), 1);
-	CHECK_EQ(anchors_added, before);
-	tu_conn_close(&k);
+	expect_accepted(sc, fresh, NULL, sess, len, MAILTLS_E_NONE, 0);
 	mailtls_config_free(fresh);
 
 	/* a bit of the digest changed: verified again (the anchors parsed) */
 	sess[10] ^= 1;
 	fresh = client(trust);
-	before = anchors_added;
-	resume(&k, sc, fresh, NULL, sess, len);
-	EXPECT_HS_OK(&k);
-	CHECK_EQ(mailtls_session_reused(k.c), 1);
-	CHECK_EQ(mailtls_peer_verified(k.c), 1);
-	CHECK_EQ(anchors_added, before + 1);
-	tu_conn_close(&k);
+	expect_accepted(sc, fresh, NULL, sess, len, MAILTLS_E_NONE, 1);
 	mailtls_config_free(fresh);
 
 	tu_conn_open(&k, sc, cc, "localhost");
@@ -412,8 +361,6 @@ static void test_verdict_until(void)
 	unsigned char *sess;
 	char first[64];
 	size_t len;
-	struct tu_conn k;
-	int before;
 	sess = saved(sc, cc, "localhost", NULL, 0, &len);
 	tu_sh_line(first, sizeof first, "for f in '%s' '%s' '%s'; do date -d \"$(openssl x509 -noout -enddate -in "
 	    "\"$f\" | cut -d= -f2)\" +%%s; done | sort -n | head -1", pki("server-ec-leaf.pem"), pki("int.pem"),
@@ -422,23 +369,12 @@ static void test_verdict_until(void)
 
 	set_until(sess, (long long)time(NULL) - 1);   /* the chain expired since */
 	fresh = client(trust);
-	before = anchors_added;
-	resume(&k, sc, fresh, NULL, sess, len);
-	EXPECT_HS_OK(&k);
-	CHECK_EQ(mailtls_session_reused(k.c), 1);
-	CHECK_EQ(mailtls_peer_verified(k.c), 1);
-	CHECK_EQ(anchors_added, before + 1);   /* verified again */
-	tu_conn_close(&k);
+	expect_accepted(sc, fresh, NULL, sess, len, MAILTLS_E_NONE, 1);   /* verified again */
 	mailtls_config_free(fresh);
 
 	set_until(sess, (long long)time(NULL) + 600);
 	fresh = client(trust);
-	before = anchors_added;
-	resume(&k, sc, fresh, NULL, sess, len);
-	EXPECT_HS_OK(&k);
-	CHECK_EQ(mailtls_peer_verified(k.c), 1);
-	CHECK_EQ(anchors_added, before);       /* kept */
-	tu_conn_close(&k);
+	expect_accepted(sc, fresh, NULL, sess, len, MAILTLS_E_NONE, 0);   /* kept */
 	mailtls_config_free(fresh);
 	free(sess);
 

@@ -42,7 +42,6 @@ static unsigned char *session_from(struct mailtls_config *sc, struct mailtls_con
 	struct tu_conn k;
 	char buf[8];
 	unsigned char *sess;
-	ssize_t n;
 	tu_conn_run(&k, sc, cc, "localhost");
 	EXPECT_HS_OK(&k);
 	CHECK_EQ(mailtls_session_reused(k.s), 0);
@@ -52,13 +51,8 @@ static unsigned char *session_from(struct mailtls_config *sc, struct mailtls_con
 	}
 	CHECK_EQ(mailtls_write(k.s, "hi", 2), 2);
 	CHECK_EQ(mailtls_read(k.c, buf, sizeof buf), 2);
-	n = mailtls_get_session(k.c, NULL, 0);
-	CHECK(n > 0);
-	sess = malloc((size_t)n);
-	CHECK(sess);
-	CHECK_EQ(mailtls_get_session(k.c, sess, (size_t)n), n);
+	sess = tu_session_of(k.c, len);
 	tu_conn_close(&k);
-	*len = (size_t)n;
 	return sess;
 }
 
@@ -80,13 +74,8 @@ static int resumes(struct mailtls_config *sc, struct mailtls_config *cc, const u
 	CHECK_EQ(mailtls_write(k.s, "hi", 2), 2);
 	CHECK_EQ(mailtls_read(k.c, buf, sizeof buf), 2);
 	if (next) {
-		ssize_t n = mailtls_get_session(k.c, NULL, 0);
-		CHECK(n > 0);
 		free(*next);
-		*next = malloc((size_t)n);
-		CHECK(*next);
-		CHECK_EQ(mailtls_get_session(k.c, *next, (size_t)n), n);
-		*nextlen = (size_t)n;
+		*next = tu_session_of(k.c, nextlen);
 	}
 	tu_conn_close(&k);
 	return r;

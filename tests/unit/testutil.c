@@ -232,6 +232,18 @@ void tu_conn_open(struct tu_conn *k, struct mailtls_config *sc, struct mailtls_c
 	CHECK(k->s && k->c);
 }
 
+unsigned char *tu_session_of(struct mailtls *c, size_t *len)
+{
+	ssize_t n = mailtls_get_session(c, NULL, 0);
+	unsigned char *sess;
+	CHECK(n > 0);
+	sess = malloc((size_t)n);
+	CHECK(sess);
+	CHECK_EQ(mailtls_get_session(c, sess, (size_t)n), n);
+	*len = (size_t)n;
+	return sess;
+}
+
 int tu_conn_hs(struct tu_conn *k)
 {
 	k->cr = tu_handshake_pair(k->c, k->s, &k->sr);

@@ -81,6 +81,10 @@ int tu_conn_run(struct tu_conn *k, struct mailtls_config *sc, struct mailtls_con
     const char *servername);         /* tu_conn_open, then tu_conn_hs */
 void tu_conn_close(struct tu_conn *k);
 
+/* The session client |c| would save (mailtls_get_session), malloc'd;
+ * *len its length.  Fails the test when there is none. */
+unsigned char *tu_session_of(struct mailtls *c, size_t *len);
+
 /* EXPECT_HS_OK: both ends of a tu_conn completed the handshake. */
 #define EXPECT_HS_OK(k) do { \
 	if ((k)->cr != 0 || (k)->sr != 0) \
