@@ -22,6 +22,7 @@ from /proc whether processes run (a zombie counts as gone).
 The probe prints key=value lines; KV parses them (KV.split parses a probe
 server's output into one KV per connection).
 """
+import json
 import os
 import re
 import shutil
@@ -29,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -336,6 +338,32 @@ def executable_from_env(var, what):
     must_have(path and os.access(path, os.X_OK),
               f"{var}={path!r} is not an executable {what} (run through ctest)")
     return str(Path(path).resolve())
+
+
+def qmail_remote():
+    """Our qmail-remote (ctest names it in $MAILTLS_QMAIL_REMOTE)."""
+    return executable_from_env("MAILTLS_QMAIL_REMOTE", "qmail-remote")
+
+
+def in_namespace(script, unshare, name, prefix, args=(), needs=(), timeout=RUN_TIMEOUT, prepare=None):
+    """Runs scenario |name| of the test module |script|, run as a program under
+    "unshare |unshare|" with the arguments |name|, a fresh work directory (given first
+    to |prepare|, if any) and |args|, once the programs of |needs| are found; returns
+    the JSON of its last output line."""
+    must_have(os.geteuid() == 0, f"private namespaces (unshare {unshare}) need root")
+    for b in ("unshare", "ip", "ss", *needs):
+        must_have(shutil.which(b) or shutil.which(b, path="/usr/sbin:/sbin"), f"{b} is not installed")
+    work = tempfile.mkdtemp(prefix=prefix)
+    try:
+        if prepare:
+            prepare(Path(work))
+        env = dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+        p = subprocess.run(["unshare", unshare, "/usr/bin/python3", str(script), name, work, *args],
+                           capture_output=True, env=env, timeout=timeout)
+        assert p.returncode == 0, p.stderr.decode("latin-1")
+        return json.loads(p.stdout.decode().strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -49,17 +49,25 @@ def tools():
 def enter_namespace(work):
     """Moves this process (and all it starts later) into private mount and network
     namespaces, with lo up and /etc/resolv.conf naming 127.0.0.1."""
-    t = tools()
+    tools()   # found, or the test skipped (failed under CI) before anything changed
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS|CLONE_NEWNET)")
     # private propagation first: the bind mount below must not reach the host
     if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
         raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
-    subprocess.run([t["ip"], "link", "set", "lo", "up"], check=True, timeout=10)
+    resolve_locally(work)
+
+
+def resolve_locally(work, options=None):
+    """In namespaces of this process's own: lo up, and /etc/resolv.conf naming
+    127.0.0.1 (|work|/resolv.conf bind-mounted there) with the resolver |options|."""
+    path = os.environ.get("PATH", "") + SBIN
+    subprocess.run([shutil.which("ip", path=path), "link", "set", "lo", "up"], check=True, timeout=10)
     resolv = Path(work) / "resolv.conf"
-    resolv.write_text("nameserver 127.0.0.1\n")
-    subprocess.run([t["mount"], "--bind", str(resolv), "/etc/resolv.conf"], check=True, timeout=10)
+    resolv.write_text("nameserver 127.0.0.1\n" + (f"options {options}\n" if options else ""))
+    subprocess.run([shutil.which("mount", path=path), "--bind", str(resolv), "/etc/resolv.conf"], check=True,
+                   timeout=10)
 
 
 def udp_listening(addr, port):
@@ -191,13 +199,36 @@ stub-zone:
 
     def stop(self):
         for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(STOP_TIMEOUT)
+            end(p)
+
+
+def end(p):
+    """Ends |p|, a Popen of ours: SIGTERM, then SIGKILL."""
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(STOP_TIMEOUT)
+
+
+def start_dnsmasq(records, log=None):
+    """dnsmasq (Debian's dnsmasq-base) answering on 127.0.0.1:53 from |records|, its
+    options (--mx-host=..., --txt-record=...), nothing forwarded unless they say so;
+    with |log| (a file open for writing) every query logged there.  Returns the Popen
+    once it listens, or has ended; stop it with end()."""
+    dnsmasq = shutil.which("dnsmasq", path=os.environ.get("PATH", "") + SBIN)
+    must_have(dnsmasq, "dnsmasq is not installed (Debian's dnsmasq-base)")
+    logging = ["--log-queries", "--log-facility=-"] if log else []
+    p = subprocess.Popen([dnsmasq, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+                          "--listen-address=127.0.0.1", "--bind-interfaces", "--port=53", "--pid-file=",
+                          *logging, "--user=root", *records],
+                         stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT if log else subprocess.DEVNULL)
+    deadline = time.monotonic() + START_TIMEOUT
+    while p.poll() is None and time.monotonic() < deadline and not udp_listening("127.0.0.1", 53):
+        time.sleep(0.05)
+    return p
 
 
 def spoil_rdata(signed, owner, rrtype):

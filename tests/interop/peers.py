@@ -12,7 +12,8 @@ when the test ends.  Import the fixtures by name into a test module:
             any, password "secret", mail under DIR/mail/USER
 
 For another Postfix setup, call start_postfix(need, procs, pki, d, main=...,
-services=...) with main.cf lines to add and master.cf smtpd lines of one's own.
+services=...) with main.cf lines to add and master.cf smtpd lines of one's own;
+start_mx_postfix is one, an MX on port 25 of given addresses.
 """
 import os
 import shutil
@@ -182,6 +183,31 @@ def start_postfix(need, procs, pki, d, main=(), services=None):
         out = p.text()
         inst.stop()
     pytest.fail(f"Postfix did not start; its output:\n{out}")
+
+
+def start_mx_postfix(need, procs, pki, d, cert, key, domains, mx_addr, plain_addr):
+    """A Postfix MX in |d|, on port 25 of |mx_addr| (STARTTLS with the key pair
+    |cert|, |key|) and of |plain_addr| (no STARTTLS), delivering mail for any user of
+    |domains| to one maildir, the instance's .vmail.  Tests reach such addresses
+    through lo's 127/8 route without making them interface addresses (qmail-remote
+    counts an interface's address as its own, #5.4.6)."""
+    vmail = d / "vmail"
+    vmail.mkdir()
+    shutil.chown(vmail, user="nobody", group="nogroup")
+    shutil.copy(cert, d / "mx-cert.pem")
+    shutil.copy(key, d / "mx-key.pem")
+
+    def services():
+        return {"smtp": 25}, [f"{mx_addr}:25 inet n - n - - smtpd",
+                              f"{plain_addr}:25 inet n - n - - smtpd -o smtpd_tls_security_level=none",
+                              "virtual unix - n n - - virtual"]
+    main = ["inet_interfaces = all", f"smtpd_tls_cert_file = {d}/mx-cert.pem",
+            f"smtpd_tls_key_file = {d}/mx-key.pem", "virtual_mailbox_domains = " + ", ".join(domains),
+            f"virtual_mailbox_base = {vmail}", "virtual_mailbox_maps = static:u/Maildir/",
+            "virtual_uid_maps = static:65534", "virtual_gid_maps = static:65534", "smtpd_tls_received_header = yes"]
+    inst = start_postfix(need, procs, pki, d, main=main, services=services)
+    inst.vmail = vmail / "u" / "Maildir"
+    return inst
 
 
 @pytest.fixture

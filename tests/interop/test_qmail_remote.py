@@ -12,20 +12,14 @@ import socket
 import ssl
 import subprocess
 import threading
-from pathlib import Path
 
 import pytest
 
-from conftest import free_port, must_have
+from conftest import free_port, must_have, qmail_remote
+from qmailremote import qmail_home
 
 TIMEOUT = 15
 
-
-def prog():
-    p = os.environ.get("MAILTLS_QMAIL_REMOTE")
-    if not p or not os.access(p, os.X_OK):
-        pytest.fail(f"MAILTLS_QMAIL_REMOTE={p!r} is not executable; run through ctest")
-    return p
 
 
 class Server:
@@ -108,11 +102,13 @@ class Server:
             body += ln
         self.data = body
 
-    def starttls(self, certname="server-ec", max_version=None):
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(self.pki / f"{certname}.pem", self.pki / f"{certname}.key")
-        if max_version:
-            ctx.maximum_version = max_version
+    def starttls(self, certname="server-ec", max_version=None, ctx=None):
+        """TLS from here on, with the test PKI's key pair |certname|, or with |ctx|."""
+        if ctx is None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(self.pki / f"{certname}.pem", self.pki / f"{certname}.key")
+            if max_version:
+                ctx.maximum_version = max_version
         self.sock = ctx.wrap_socket(self.sock, server_side=True)
         self.f = self.sock.makefile("rb")
         self.tls = True
@@ -147,12 +143,7 @@ def plain_ok(s):
 
 @pytest.fixture
 def qhome(tmp_path):
-    d = tmp_path / "qmail"
-    (d / "control").mkdir(parents=True)
-    (d / "control" / "me").write_text("client.test.example\n")
-    (d / "control" / "timeoutremote").write_text("10\n")
-    (d / "control" / "timeoutconnect").write_text("5\n")
-    return d
+    return qmail_home(tmp_path / "qmail")
 
 
 def route(qhome, port, host="[127.0.0.1]", extra=""):
@@ -161,7 +152,7 @@ def route(qhome, port, host="[127.0.0.1]", extra=""):
 
 def run(qhome, msg=b"Subject: hi\n\nbody\n", host="example.test", recips=("u@example.test",),
         sender="s@client.test"):
-    p = subprocess.run([prog(), host, sender, *recips], input=msg, capture_output=True,
+    p = subprocess.run([qmail_remote(), host, sender, *recips], input=msg, capture_output=True,
                        env={"QMAILHOME": str(qhome), "PATH": os.environ.get("PATH", "")}, timeout=TIMEOUT * 2)
     assert p.returncode == 0
     assert p.stderr == b""
@@ -171,7 +162,7 @@ def run(qhome, msg=b"Subject: hi\n\nbody\n", host="example.test", recips=("u@exa
 # --------------------------------------------------------------------------- the netqmail contract
 
 def test_usage(qhome):
-    p = subprocess.run([prog(), "x", "y"], capture_output=True, env={"QMAILHOME": str(qhome)}, timeout=TIMEOUT)
+    p = subprocess.run([qmail_remote(), "x", "y"], capture_output=True, env={"QMAILHOME": str(qhome)}, timeout=TIMEOUT)
     assert (p.returncode, p.stdout, p.stderr) == (0, b"DI (qmail-remote) was invoked improperly. (#5.3.5)\n\0", b"")
 
 
@@ -618,7 +609,6 @@ def test_tls_truncated_after_final_dot(qhome, pki):
         s.expect("DATA", "354 go\r\n")
         s.read_data()
         s.send("250 o")
-        raw = s.sock.unwrap if False else None   # noqa: F841
         s.sock.shutdown(socket.SHUT_RDWR)        # no close_notify
     s = Server(h, pki=pki)
     route(qhome, s.port)
@@ -808,19 +798,22 @@ def test_smtproutes_bad_port_is_a_control_failure(qhome, port):
     assert run(qhome) == b"ZUnable to read control files. (#4.3.0)\n\0"
 
 
+def old_tls_context(pki, lo, hi):
+    """A server context of TLS versions |lo| to |hi|, old suites (CBC) allowed."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    ctx.minimum_version = lo
+    ctx.maximum_version = hi
+    ctx.load_cert_chain(pki / "server-ec.pem", pki / "server-ec.key")
+    return ctx
+
+
 def tls11_server(s):
     """A server stuck at TLS 1.1 (CBC suites only)."""
     s.send("220 x\r\n")
     s.expect("EHLO", "250-x\r\n250 STARTTLS\r\n")
     s.expect("STARTTLS", "220 go\r\n")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_1
-    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
-    ctx.load_cert_chain(s.pki / "server-ec.pem", s.pki / "server-ec.key")
-    s.sock = ctx.wrap_socket(s.sock, server_side=True)
-    s.f = s.sock.makefile("rb")
-    s.tls = True
+    s.starttls(ctx=old_tls_context(s.pki, ssl.TLSVersion.TLSv1_1, ssl.TLSVersion.TLSv1_1))
     s.expect("EHLO", "250 x\r\n")
     mail_tail(s)
 

@@ -16,12 +16,10 @@ The STARTTLS case needs no namespace: a scripted server on a free port that spea
 """
 import json
 import os
-import shutil
 import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -31,8 +29,9 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from conftest import RUN_TIMEOUT, must_have  # noqa: E402
-from test_qmail_remote import (NOCONN, Server, mail_tail, policy, prog, qhome, route,  # noqa: E402,F401
+from conftest import RUN_TIMEOUT, in_namespace, qmail_remote  # noqa: E402
+from qmailremote import qmail_home  # noqa: E402
+from test_qmail_remote import (NOCONN, Server, mail_tail, old_tls_context, policy, qhome, route,  # noqa: E402,F401
                                run, tls_line)
 
 S_SERVER_ARGS = {
@@ -43,15 +42,6 @@ S_SERVER_ARGS = {
 
 # --------------------------------------------------------------------------- inside the namespace
 
-def old_tls_context(pki, lo, hi):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-    ctx.minimum_version = lo
-    ctx.maximum_version = hi
-    ctx.load_cert_chain(pki / "server-ec.pem", pki / "server-ec.key")
-    return ctx
-
-
 def listening(port):
     out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True).stdout
     return bool(out.strip())
@@ -60,14 +50,8 @@ def listening(port):
 def runner(name, work, program, pki, level):
     """Runs scenario |name| (in the namespace); prints the JSON result."""
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    q = Path(work) / "qmail"
-    (q / "control").mkdir(parents=True)
-    (q / "control" / "me").write_text("client.test.example\n")
-    (q / "control" / "timeoutremote").write_text("10\n")
-    (q / "control" / "timeoutconnect").write_text("5\n")
-    (q / "control" / "smtproutes").write_text("example.test:[127.0.0.1]:465\n")
-    (q / "control" / "tlspolicy").write_text(f"example.test:{level}\n")
-    (q / "control" / "tlscafile").write_text(f"{pki / 'ca.pem'}\n")
+    q = qmail_home(Path(work) / "qmail", smtproutes="example.test:[127.0.0.1]:465\n",
+                   tlspolicy=f"example.test:{level}\n", tlscafile=f"{pki / 'ca.pem'}\n")
     result = {}
     server = None
     pyserver = None
@@ -83,9 +67,7 @@ def runner(name, work, program, pki, level):
             ctx = old_tls_context(pki, ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_2)
 
             def implicit(s):
-                s.sock = ctx.wrap_socket(s.sock, server_side=True)
-                s.f = s.sock.makefile("rb")
-                s.tls = True
+                s.starttls(ctx=ctx)
                 s.send("220 x ESMTP\r\n")
                 s.expect("EHLO", "250 x\r\n")
                 mail_tail(s)
@@ -135,21 +117,10 @@ class ImplicitServer(Server):
 # --------------------------------------------------------------------------- the tests
 
 def scenario(name, level):
-    must_have(os.geteuid() == 0, "a private network namespace (unshare -n) needs root")
-    for b in ("unshare", "ip", "ss", "openssl"):
-        must_have(shutil.which(b) or shutil.which(b, path="/usr/sbin:/sbin"), f"{b} is not installed")
-    pki = Path(os.environ["MAILTLS_TEST_PKI"])
-    work = tempfile.mkdtemp(prefix="qmr-465.")
-    try:
-        env = dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
-        p = subprocess.run(["unshare", "-n", "/usr/bin/python3", __file__, name, work, prog(), str(pki), level],
-                           capture_output=True, env=env, timeout=RUN_TIMEOUT * 4)
-        assert p.returncode == 0, p.stderr.decode("latin-1")
-        r = json.loads(p.stdout.decode().strip().splitlines()[-1])
-        assert r["rc"] == 0 and r["stderr"] == "", r
-        return r
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    r = in_namespace(__file__, "-n", name, "qmr-465.", [qmail_remote(), os.environ["MAILTLS_TEST_PKI"], level],
+                     needs=("openssl",), timeout=RUN_TIMEOUT * 4)
+    assert r["rc"] == 0 and r["stderr"] == "", r
+    return r
 
 
 FAILED = "TLS handshake failed with 127.0.0.1 [127.0.0.1] (policy {level}): handshake: {why} (tls)"
@@ -202,10 +173,7 @@ def tls10_starttls_server(s):
     s.send("220 x\r\n")
     s.expect("EHLO", "250-x\r\n250 STARTTLS\r\n")
     s.expect("STARTTLS", "220 go\r\n")
-    ctx = old_tls_context(s.pki, ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1)
-    s.sock = ctx.wrap_socket(s.sock, server_side=True)
-    s.f = s.sock.makefile("rb")
-    s.tls = True
+    s.starttls(ctx=old_tls_context(s.pki, ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1))
     s.expect("EHLO", "250 x\r\n")
     mail_tail(s)
 

@@ -36,14 +36,14 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from conftest import RUN_TIMEOUT
-from peers import instdir, start_postfix  # noqa: F401 - fixtures
+import qmailremote
+from qmailremote import qmail_home
+from peers import instdir, start_mx_postfix  # noqa: F401 - fixtures
 import dnszone
 
 ORIGIN = "dane.example."
@@ -55,12 +55,6 @@ MSG = (b"From: s@client.test\nSubject: DANE\nDate: Sat, 28 Nov 2026 04:00:00 +00
 DOMAINS = ["good311", "good201", "mismatch", "unusable", "bogus", "servfail", "notlsa", "insec", "tawrong",
            "nostarttls", "nomx", "twomx", "bogusaddr", "named", "other.insec", "named2.insec"]
 
-
-def prog():
-    p = os.environ.get("MAILTLS_QMAIL_REMOTE")
-    if not p or not os.access(p, os.X_OK):
-        pytest.fail(f"MAILTLS_QMAIL_REMOTE={p!r} is not executable; run through ctest")
-    return str(Path(p).resolve())
 
 
 def make_pki(d):
@@ -148,81 +142,33 @@ def world():
 
 @pytest.fixture
 def mta(world, need, procs, pki, instdir):  # noqa: F811 - the fixture of peers.py
-    d = instdir
-    vmail = d / "vmail"
-    vmail.mkdir()
-    shutil.chown(vmail, user="nobody", group="nogroup")
-    for f in ("dane-cert.pem", "dane-key.pem"):
-        shutil.copy(world.work / f, d / f)
-
-    def services():
-        # 127.0.0.2 and .3 are reached through lo's 127/8 route without being interface
-        # addresses (qmail-remote would count an interface's address as its own, #5.4.6)
-        return {"smtp": 25}, [f"{MX_ADDR}:25 inet n - n - - smtpd",
-                              f"{PLAIN_ADDR}:25 inet n - n - - smtpd -o smtpd_tls_security_level=none",
-                              "virtual unix - n n - - virtual"]
-    main = ["inet_interfaces = all",
-            f"smtpd_tls_cert_file = {d}/dane-cert.pem",
-            f"smtpd_tls_key_file = {d}/dane-key.pem",
-            "virtual_mailbox_domains = " + ", ".join(f"{x}.{ORIGIN[:-1]}" for x in DOMAINS),
-            f"virtual_mailbox_base = {vmail}",
-            "virtual_mailbox_maps = static:u/Maildir/",
-            "virtual_uid_maps = static:65534",
-            "virtual_gid_maps = static:65534",
-            "smtpd_tls_received_header = yes"]
-    inst = start_postfix(need, procs, pki, d, main=main, services=services)
-    inst.vmail = vmail / "u" / "Maildir"
+    inst = start_mx_postfix(need, procs, pki, instdir, world.work / "dane-cert.pem", world.work / "dane-key.pem",
+                            [f"{x}.{ORIGIN[:-1]}" for x in DOMAINS], MX_ADDR, PLAIN_ADDR)
     yield inst
     inst.stop()
 
 
 def deliver(world, tmp_path, dom, level, anchor=None, routes=None):
-    q = tmp_path / "qmail"
-    (q / "control").mkdir(parents=True, exist_ok=True)
-    (q / "control" / "me").write_text("client.test.example\n")
-    (q / "control" / "timeoutremote").write_text("15\n")
-    (q / "control" / "timeoutconnect").write_text("5\n")
-    (q / "control" / "dnssecanchor").write_text(f"{anchor or world.anchor}\n")
-    (q / "control" / "tlspolicy").write_text(f":{level}\n")
+    q = qmail_home(tmp_path / "qmail", timeoutremote=15, queue=("tlsrpt", "tlscache"),
+                   dnssecanchor=f"{anchor or world.anchor}\n", tlspolicy=f":{level}\n")
     if routes:
         (q / "control" / "smtproutes").write_text(routes)
-    for d in ("tlsrpt", "tlscache"):
-        (q / "queue" / d).mkdir(parents=True, mode=0o700, exist_ok=True)
-    domain = f"{dom}.{ORIGIN[:-1]}"
-    p = subprocess.run([prog(), domain, "s@client.test", f"u@{domain}"], input=MSG, capture_output=True,
-                       env={"QMAILHOME": str(q), "PATH": os.environ.get("PATH", "")}, timeout=RUN_TIMEOUT * 2)
-    assert p.returncode == 0 and p.stderr == b"", p
-    return p.stdout.decode("latin-1")
+    return qmailremote.deliver(q, f"{dom}.{ORIGIN[:-1]}", MSG)
 
 
 def events(tmp_path):
-    """The TLS-RPT events qmail-remote recorded (tlsrpt.h's lines), as (policy type,
-    domain, MX host, result, policy string) with the escapes undone."""
-    def unescape(x):
-        return re.sub(r"%([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), x)
-    out = []
-    for f in sorted((tmp_path / "qmail" / "queue" / "tlsrpt").iterdir()):
-        for ln in f.read_text("latin-1").splitlines():
-            x = [unescape(v) for v in ln.split("\t")]
-            assert len(x) == 11 and x[0] == "tlsrpt1", ln
-            out.append((x[2], x[4], x[5], x[8], x[10]))
-    return out
+    """The TLS-RPT events qmail-remote recorded, as (policy type, domain, MX host,
+    result, policy string)."""
+    return [(e["policy_type"], e["domain"], e["mx_host"], e["result"], e["policy"])
+            for e in qmailremote.events(tmp_path / "qmail")]
 
 
 def tlsa_events(tmp_path):
     return [e for e in events(tmp_path) if e[0] == "tlsa"]
 
 
-ACCEPTED = re.compile(r"r\0K127\.0\.0\.2 accepted message\.\nRemote host said: 250 2\.0\.0 Ok: queued as "
-                      r"[0-9A-Za-z]+\n")
-
-
 def delivered(mta, out, mark, n=1):
-    assert ACCEPTED.match(out), f"{out}\nPostfix said:\n{mta.log(mark)}"
-    assert mta.wait_log(r"status=sent \(delivered to maildir\)", since=mark, timeout=RUN_TIMEOUT), mta.log(mark)
-    files = sorted((mta.vmail / "new").iterdir(), key=lambda f: f.stat().st_mtime_ns)
-    assert len(files) == n and files[-1].read_bytes().endswith(MSG), files
-    return files[-1].read_text("latin-1")
+    return qmailremote.delivered(mta, out, mark, MSG, n)
 
 
 def tls_line(out):
@@ -244,6 +190,15 @@ def nothing_sent(mta, mark, connected):
         assert "connect from" not in log, log
 
 
+def refused(world, mta, tmp_path, dom, level, report, connected):
+    """A delivery to |dom| at |level| that sends nothing: qmail-remote reports NOCONN
+    then |report|, and Postfix got no mail (nothing_sent)."""
+    mark = len(mta.log())
+    out = deliver(world, tmp_path, dom, level)
+    assert out == NOCONN.decode() + report + "\n\0", out
+    nothing_sent(mta, mark, connected)
+
+
 # --------------------------------------------------------------------------- usable TLSA: authenticated
 
 @pytest.mark.parametrize("level", ["dane", "dane-only"])
@@ -263,13 +218,9 @@ def test_good_tlsa_delivers_verified(world, mta, tmp_path, level, dom, mx, how):
 
 
 def test_mismatched_tlsa_refuses(world, mta, tmp_path):
-    mark = len(mta.log())
-    out = deliver(world, tmp_path, "mismatch", "dane")
-    assert out.startswith(NOCONN.decode()), out
-    assert out == NOCONN.decode() + "TLS certificate verification failed with mxbad.dane.example [127.0.0.2] " \
-        "(policy dane): TLS handshake after STARTTLS: DANE: TLSA mismatch: no usable record matches the " \
-        "server's chain (verify-dane)\n\0", out
-    nothing_sent(mta, mark, connected=True)
+    refused(world, mta, tmp_path, "mismatch", "dane", "TLS certificate verification failed with "
+            "mxbad.dane.example [127.0.0.2] (policy dane): TLS handshake after STARTTLS: DANE: TLSA mismatch: "
+            "no usable record matches the server's chain (verify-dane)", connected=True)
     assert tlsa_events(tmp_path) == [("tlsa", "mismatch.dane.example", "mxbad.dane.example", "tlsa-invalid",
                                       f"3 1 1 {world.digests['wrong']}")]
 
@@ -289,11 +240,8 @@ def test_dane_ta_checks_the_mx_host_name(world, mta, tmp_path):
 @pytest.mark.parametrize("level", ["dane", "dane-only"])
 def test_usable_tlsa_without_starttls_sends_nothing(world, mta, tmp_path, level):
     """No fallback to plaintext: an MX with usable TLSA records that offers no STARTTLS."""
-    mark = len(mta.log())
-    out = deliver(world, tmp_path, "nostarttls", level)
-    assert out == NOCONN.decode() + f"DANE: TLS is required (policy {level}) but mxplain.dane.example " \
-                                    "[127.0.0.3] did not offer STARTTLS\n\0", out
-    nothing_sent(mta, mark, connected=True)
+    refused(world, mta, tmp_path, "nostarttls", level, f"DANE: TLS is required (policy {level}) but "
+            "mxplain.dane.example [127.0.0.3] did not offer STARTTLS", connected=True)
     assert [e[3] for e in tlsa_events(tmp_path)] == ["starttls-not-supported"]
 
 
@@ -311,11 +259,8 @@ def test_unusable_tlsa_dane_requires_tls_unauthenticated(world, mta, tmp_path):
 
 
 def test_unusable_tlsa_dane_only_refuses(world, mta, tmp_path):
-    mark = len(mta.log())
-    out = deliver(world, tmp_path, "unusable", "dane-only")
-    assert out == NOCONN.decode() + "DANE: no usable TLSA records for mxunus.dane.example [127.0.0.2], " \
-                                    "not used (policy dane-only)\n\0", out
-    nothing_sent(mta, mark, connected=False)
+    refused(world, mta, tmp_path, "unusable", "dane-only", "DANE: no usable TLSA records for "
+            "mxunus.dane.example [127.0.0.2], not used (policy dane-only)", connected=False)
     assert [e[3] for e in tlsa_events(tmp_path)] == ["tlsa-invalid"]
 
 
@@ -323,20 +268,14 @@ def test_unusable_tlsa_dane_only_refuses(world, mta, tmp_path):
 
 @pytest.mark.parametrize("level", ["dane", "dane-only"])
 def test_bogus_tlsa_makes_the_mx_unusable(world, mta, tmp_path, level):
-    mark = len(mta.log())
-    out = deliver(world, tmp_path, "bogus", level)
-    assert out == NOCONN.decode() + "DANE: TLSA lookup bogus (DNSSEC validation failed) for " \
-        f"_25._tcp.mxbogus.dane.example [127.0.0.2], not used (policy {level})\n\0", out
-    nothing_sent(mta, mark, connected=False)
+    refused(world, mta, tmp_path, "bogus", level, "DANE: TLSA lookup bogus (DNSSEC validation failed) for "
+            f"_25._tcp.mxbogus.dane.example [127.0.0.2], not used (policy {level})", connected=False)
     assert [e[3] for e in tlsa_events(tmp_path)] == ["dnssec-invalid"]
 
 
 def test_servfail_for_tlsa_makes_the_mx_unusable(world, mta, tmp_path):
-    mark = len(mta.log())
-    out = deliver(world, tmp_path, "servfail", "dane")
-    assert out == NOCONN.decode() + "DANE: TLSA lookup failed temporarily for " \
-        "_25._tcp.mxfail.dane.example [127.0.0.2], not used (policy dane)\n\0", out
-    nothing_sent(mta, mark, connected=False)
+    refused(world, mta, tmp_path, "servfail", "dane", "DANE: TLSA lookup failed temporarily for "
+            "_25._tcp.mxfail.dane.example [127.0.0.2], not used (policy dane)", connected=False)
     assert [e[3] for e in tlsa_events(tmp_path)] == ["dnssec-invalid"]
 
 
@@ -362,11 +301,8 @@ def test_without_tlsa_dane_is_may(world, mta, tmp_path, dom, mx, why):
     ("notlsa", "mxnotlsa", "no TLSA records"),
     ("insec", "mx.insec", "address records not DNSSEC-validated")])
 def test_without_tlsa_dane_only_refuses(world, mta, tmp_path, dom, mx, why):
-    mark = len(mta.log())
-    out = deliver(world, tmp_path, dom, "dane-only")
-    assert out == NOCONN.decode() + f"DANE: {why} for {mx}.dane.example [127.0.0.2], " \
-                                    "not used (policy dane-only)\n\0", out
-    nothing_sent(mta, mark, connected=False)
+    refused(world, mta, tmp_path, dom, "dane-only", f"DANE: {why} for {mx}.dane.example [127.0.0.2], "
+            "not used (policy dane-only)", connected=False)
     assert [(e[0], e[3]) for e in events(tmp_path)] == [("tlsa", "dane-required")]
 
 

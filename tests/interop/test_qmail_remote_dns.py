@@ -23,17 +23,15 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
-import time
 from pathlib import Path
-
-import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from conftest import RUN_TIMEOUT, must_have  # noqa: E402
+from conftest import RUN_TIMEOUT, in_namespace, qmail_remote  # noqa: E402
+from qmailremote import qmail_home  # noqa: E402
+import dnszone  # noqa: E402
 
 ZONE = [
     "--mx-host=multi.test,mx1.multi.test,10", "--mx-host=multi.test,mx2.multi.test,20",
@@ -102,38 +100,23 @@ def accept_all(s):
 def inside(name, workdir, prog):
     from test_qmail_remote import Server
     work = Path(workdir)
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=RUN_TIMEOUT)
     if name == "no_resolv_conf":
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=RUN_TIMEOUT)
         # a copy of /etc without resolv.conf in its place (glibc then asks 127.0.0.1)
         etc = work / "etc"
         shutil.copytree("/etc", etc, symlinks=True, ignore=lambda d, names: ["resolv.conf"] if d == "/etc" else [])
         subprocess.run(["mount", "--bind", str(etc), "/etc"], check=True, timeout=RUN_TIMEOUT)
     else:
-        resolv = work / "resolv.conf"
-        resolv.write_text("nameserver 127.0.0.1\noptions timeout:2 attempts:2\n")
-        subprocess.run(["mount", "--bind", str(resolv), "/etc/resolv.conf"], check=True, timeout=RUN_TIMEOUT)
+        dnszone.resolve_locally(work, "timeout:2 attempts:2")
     log = open(work / "dnsmasq.log", "wb")
-    dns = subprocess.Popen(["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-                            "--listen-address=127.0.0.1", "--bind-interfaces", "--port=53", "--pid-file=",
-                            "--log-queries", "--log-facility=-", "--user=root", *ZONE],
-                           stdout=log, stderr=subprocess.STDOUT)
+    dns = dnszone.start_dnsmasq(ZONE, log)
     result = {}
     try:
-        deadline = time.monotonic() + 10
-        while dns.poll() is None and time.monotonic() < deadline and \
-                subprocess.run(["ss", "-Hlnu", "sport = :53"], capture_output=True, text=True).stdout == "":
-            time.sleep(0.05)
         host, recips, addrs = SCENARIOS[name]
         servers = {}
         for a in addrs:
             servers[a] = start_server(Server, accept_all, a)
-        qhome = work / "qmail"
-        (qhome / "control").mkdir(parents=True)
-        (qhome / "control" / "me").write_text("client.test.example\n")
-        (qhome / "control" / "timeoutconnect").write_text("5\n")
-        (qhome / "control" / "timeoutremote").write_text("10\n")
-        for fn, text in CONTROLS.get(name, {}).items():
-            (qhome / "control" / fn).write_text(text)
+        qhome = qmail_home(work / "qmail", **CONTROLS.get(name, {}))
         p = subprocess.run([prog, host, "s@client.test", *recips], input=b"Subject: x\n\nbody\n",
                            capture_output=True, env={"QMAILHOME": str(qhome), "PATH": os.environ["PATH"]},
                            timeout=RUN_TIMEOUT)
@@ -152,12 +135,7 @@ def inside(name, workdir, prog):
             s.t.join(RUN_TIMEOUT)
             result["servers"][a] = s.lines
     finally:
-        dns.terminate()
-        try:
-            dns.wait(5)
-        except subprocess.TimeoutExpired:
-            dns.kill()
-            dns.wait(5)
+        dnszone.end(dns)
         log.close()
     result["dnsmasq"] = (work / "dnsmasq.log").read_text("latin-1")
     print(json.dumps(result))
@@ -188,28 +166,10 @@ def start_server(Server, handler, addr):
 
 # --------------------------------------------------------------------------- the tests
 
-def prog():
-    p = os.environ.get("MAILTLS_QMAIL_REMOTE")
-    if not p or not os.access(p, os.X_OK):
-        pytest.fail(f"MAILTLS_QMAIL_REMOTE={p!r} is not executable; run through ctest")
-    return str(Path(p).resolve())
-
 
 def scenario(name):
-    must_have(os.geteuid() == 0, "private namespaces (unshare -mn) need root")
-    for b in ("unshare", "ip", "ss", "mount"):
-        must_have(shutil.which(b), f"{b} is not installed")
-    must_have(shutil.which("dnsmasq") or os.access("/usr/sbin/dnsmasq", os.X_OK),
-              "dnsmasq is not installed (Debian's dnsmasq-base)")
-    work = tempfile.mkdtemp(prefix="qmr-dns.")
-    try:
-        env = dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
-        p = subprocess.run(["unshare", "-mn", "/usr/bin/python3", __file__, name, work, prog()],
-                           capture_output=True, env=env, timeout=RUN_TIMEOUT * 3)
-        assert p.returncode == 0, p.stderr.decode("latin-1")
-        return json.loads(p.stdout.decode().strip().splitlines()[-1])
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    return in_namespace(__file__, "-mn", name, "qmr-dns.", [qmail_remote()], needs=("mount", "dnsmasq"),
+                        timeout=RUN_TIMEOUT * 3)
 
 
 def ok(r, addr, recipients=1):

@@ -16,11 +16,11 @@ import re
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import RUN_TIMEOUT, free_port
+from conftest import RUN_TIMEOUT, free_port, qmail_remote
+from qmailremote import qmail_home
 from peers import instdir, start_postfix  # noqa: F401 - fixtures
 
 # Date and Message-ID given, so Postfix's cleanup adds headers only above the message
@@ -31,12 +31,6 @@ ACCEPTED = re.compile(rb"^r\0K127\.0\.0\.1 accepted message\.\nRemote host said:
                       rb"[0-9A-Za-z]+\n")
 NOCONN = b"ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n"
 
-
-def prog():
-    p = os.environ.get("MAILTLS_QMAIL_REMOTE")
-    if not p or not os.access(p, os.X_OK):
-        pytest.fail(f"MAILTLS_QMAIL_REMOTE={p!r} is not executable; run through ctest")
-    return p
 
 
 def fingerprint(pki, name):
@@ -62,7 +56,7 @@ def mta(need, procs, pki, instdir):  # noqa: F811 - the fixture of peers.py
                        f"{ports['wrong']} inet n - n - - smtpd -o smtpd_tls_cert_file={d}/wrong-cert.pem"
                        f" -o smtpd_tls_key_file={d}/wrong-key.pem -o smtpd_tls_loglevel=2",
                        "virtual unix - n n - - virtual"]
-    main = [f"virtual_mailbox_domains = dest.test",
+    main = ["virtual_mailbox_domains = dest.test",
             f"virtual_mailbox_base = {vmail}",
             "virtual_mailbox_maps = static:u/Maildir/",
             "virtual_uid_maps = static:65534",
@@ -78,14 +72,7 @@ def mta(need, procs, pki, instdir):  # noqa: F811 - the fixture of peers.py
 
 @pytest.fixture
 def qhome(tmp_path, pki):
-    d = tmp_path / "qmail"
-    (d / "control").mkdir(parents=True)
-    (d / "control" / "me").write_text("client.test.example\n")
-    (d / "control" / "timeoutremote").write_text("15\n")
-    (d / "control" / "timeoutconnect").write_text("5\n")
-    (d / "control" / "tlscafile").write_text(f"{pki / 'ca.pem'}\n")
-    (d / "queue" / "tlscache").mkdir(parents=True, mode=0o700)
-    return d
+    return qmail_home(tmp_path / "qmail", timeoutremote=15, queue=("tlscache",), tlscafile=f"{pki / 'ca.pem'}\n")
 
 
 def destination(qhome, port, level=None, opts=""):
@@ -95,7 +82,7 @@ def destination(qhome, port, level=None, opts=""):
 
 
 def deliver(qhome, msg=MSG):
-    p = subprocess.run([prog(), "dest.test", "s@client.test", "u@dest.test"], input=msg, capture_output=True,
+    p = subprocess.run([qmail_remote(), "dest.test", "s@client.test", "u@dest.test"], input=msg, capture_output=True,
                        env={"QMAILHOME": str(qhome), "PATH": os.environ.get("PATH", "")}, timeout=RUN_TIMEOUT)
     assert p.returncode == 0 and p.stderr == b"", p
     return p.stdout

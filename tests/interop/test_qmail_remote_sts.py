@@ -20,12 +20,8 @@ _mta-sts.sts.test TXT as each step says; the rest of .test answered locally.
 import datetime
 import json
 import os
-import shutil
-import ssl
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -34,7 +30,11 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from conftest import RUN_TIMEOUT, must_have  # noqa: E402
+from conftest import RUN_TIMEOUT, in_namespace, must_have, qmail_remote  # noqa: E402
+import mtasts_server  # noqa: E402
+from mtasts_server import PolicyServer  # noqa: E402
+from qmailremote import event, qmail_home  # noqa: E402
+import dnszone  # noqa: E402
 
 DOMAIN = "sts.test"
 MX = "mx.sts.test"
@@ -46,8 +46,7 @@ ZONE = [
 
 
 def policy(mode="enforce", mx=(MX,), max_age=86400):
-    lines = ["version: STSv1", f"mode: {mode}", *[f"mx: {m}" for m in mx], f"max_age: {max_age}"]
-    return ("\r\n".join(lines) + "\r\n").encode()
+    return mtasts_server.policy(mode, mx, max_age)
 
 
 ENFORCE_MATCH = policy()
@@ -120,62 +119,6 @@ def make_pki(work):
         c.cert_chain_pems[0].write_to_path(str(work / f"{name}.pem"))
 
 
-class Policy:
-    """https://mta-sts.sts.test/ serving one body as text/plain; the paths asked for recorded."""
-
-    def __init__(self, work, body, cert):
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        self.requests = []
-        outer = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_GET(self):
-                outer.requests.append(self.path)
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *a):
-                pass
-
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(work / f"policy-{cert}.pem", work / f"policy-{cert}.key")
-        self.httpd = ThreadingHTTPServer(("127.0.0.10", 443), H)
-        self.httpd.handle_error = lambda *a: None     # refused handshakes are part of some scenarios
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
-        self.t = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.t.start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def start_dns(work, txt):
-    log = open(work / "dnsmasq.log", "ab")
-    recs = [f"--txt-record=_mta-sts.{DOMAIN},{t}" for t in txt]
-    dns = subprocess.Popen(["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-                            "--listen-address=127.0.0.1", "--bind-interfaces", "--port=53", "--pid-file=",
-                            "--log-queries", "--log-facility=-", "--user=root", *ZONE, *recs],
-                           stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
-    while dns.poll() is None and time.monotonic() < deadline and \
-            subprocess.run(["ss", "-Hlnu", "sport = :53"], capture_output=True, text=True).stdout == "":
-        time.sleep(0.05)
-    return dns, log
-
-
-def stop(p):
-    p.terminate()
-    try:
-        p.wait(5)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait(5)
-
-
 def tls_ok(cert):
     def handler(s):
         if cert == "mx-none":                      # no STARTTLS offered
@@ -203,22 +146,11 @@ def inside(name, workdir, prog):
     from test_qmail_remote_dns import start_server
     from test_qmail_remote import Server
     work = Path(workdir)
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=RUN_TIMEOUT)
-    resolv = work / "resolv.conf"
-    resolv.write_text("nameserver 127.0.0.1\noptions timeout:2 attempts:2\n")
-    subprocess.run(["mount", "--bind", str(resolv), "/etc/resolv.conf"], check=True, timeout=RUN_TIMEOUT)
+    dnszone.resolve_locally(work, "timeout:2 attempts:2")
     make_pki(work)
-    qhome = work / "qmail"
+    qhome = qmail_home(work / "qmail", queue=("mtastscache", "tlsrpt"), tlscafile=f"{work / 'ca.pem'}\n",
+                       tlsmtasts="1\n", dnssecanchor="")       # a test zone without DNSSEC: validation off
     ctl = qhome / "control"
-    ctl.mkdir(parents=True)
-    (ctl / "me").write_text("client.test.example\n")
-    (ctl / "timeoutconnect").write_text("5\n")
-    (ctl / "timeoutremote").write_text("10\n")
-    (ctl / "tlscafile").write_text(f"{work / 'ca.pem'}\n")
-    (ctl / "tlsmtasts").write_text("1\n")
-    (ctl / "dnssecanchor").write_text("")          # a test zone without DNSSEC: validation off
-    for d in ("mtastscache", "tlsrpt"):
-        (qhome / "queue" / d).mkdir(parents=True, mode=0o700)
     cache = qhome / "queue" / "mtastscache"
     steps, seen = [], 0
     for st in SCENARIOS[name]:
@@ -239,8 +171,10 @@ def inside(name, workdir, prog):
             for f in cache.iterdir():
                 if f.name.startswith("s") and f.name != "sweep":
                     f.write_bytes(b"qmail-remote mtastscache 1\nkey garbage\n\x00\xff")
-        dns, log = start_dns(work, st["txt"])
-        pol = Policy(work, st["body"].encode("latin-1"), st["policy_cert"])
+        log = open(work / "dnsmasq.log", "ab")
+        dns = dnszone.start_dnsmasq(ZONE + [f"--txt-record=_mta-sts.{DOMAIN},{t}" for t in st["txt"]], log)
+        pol = PolicyServer("127.0.0.10", work / f"policy-{st['policy_cert']}.pem",
+                           work / f"policy-{st['policy_cert']}.key", {None: st["body"].encode("latin-1")})
         srv = start_server(Server, tls_ok(f"mx-{st['mx_cert']}"), "127.0.0.2")
         srv.pki = work
         r = {}
@@ -256,10 +190,10 @@ def inside(name, workdir, prog):
                     pass
             srv.t.join(RUN_TIMEOUT)
             r["smtp"], r["smtp_tls"] = srv.lines, srv.tls
-            r["http"] = list(pol.requests)
+            r["http"] = pol.paths()
         finally:
             pol.stop()
-            stop(dns)
+            dnszone.end(dns)
             log.close()
         r["cache"] = {f.name: {"mode": f.stat().st_mode & 0o777, "data": f.read_bytes().decode("latin-1")}
                       for f in cache.iterdir() if f.name.startswith("s") and f.name != "sweep"}
@@ -274,59 +208,22 @@ def inside(name, workdir, prog):
 
 # --------------------------------------------------------------------------- the tests
 
-def prog():
-    p = os.environ.get("MAILTLS_QMAIL_REMOTE")
-    if not p or not os.access(p, os.X_OK):
-        pytest.fail(f"MAILTLS_QMAIL_REMOTE={p!r} is not executable; run through ctest")
-    return str(Path(p).resolve())
-
 
 def scenario(name):
-    must_have(os.geteuid() == 0, "private namespaces (unshare -mn) need root")
-    for b in ("unshare", "ip", "ss", "mount"):
-        must_have(shutil.which(b), f"{b} is not installed")
-    must_have(shutil.which("dnsmasq") or os.access("/usr/sbin/dnsmasq", os.X_OK),
-              "dnsmasq is not installed (Debian's dnsmasq-base)")
     try:
         import trustme  # noqa: F401
     except ImportError:
         must_have(False, "python3-trustme is not installed")
-    work = tempfile.mkdtemp(prefix="qmr-sts.")
-    try:
-        env = dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
-        p = subprocess.run(["unshare", "-mn", "/usr/bin/python3", __file__, name, work, prog()],
-                           capture_output=True, env=env, timeout=RUN_TIMEOUT * 6)
-        assert p.returncode == 0, p.stderr.decode("latin-1")
-        out = json.loads(p.stdout.decode().strip().splitlines()[-1])
-        for r in out["steps"]:
-            assert r["rc"] == 0 and r["stderr"] == "", r
-        return out["steps"]
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def unescape(f):
-    out, i = bytearray(), 0
-    while i < len(f):
-        if f[i] == "%":
-            out.append(int(f[i + 1:i + 3], 16))
-            i += 3
-        else:
-            out.append(ord(f[i]))
-            i += 1
-    return out.decode("latin-1")
+    out = in_namespace(__file__, "-mn", name, "qmr-sts.", [qmail_remote()], needs=("mount", "dnsmasq"),
+                       timeout=RUN_TIMEOUT * 6)
+    for r in out["steps"]:
+        assert r["rc"] == 0 and r["stderr"] == "", r
+    return out["steps"]
 
 
 def events(r):
-    """The step's event lines, split and unescaped (tlsrpt.h's format)."""
-    out = []
-    for ln in r["events"]:
-        f = ln.split("\t")
-        assert len(f) == 11 and f[0] == "tlsrpt1" and f[1].isdigit(), ln
-        names = ("policy_type", "policy_domain", "domain", "mx_host", "addr", "sending_ip", "result", "detail",
-                 "policy")
-        out.append(dict(zip(names, (unescape(x) for x in f[2:]))))
-    return out
+    """The step's events (qmailremote.event's dicts)."""
+    return [event(ln) for ln in r["events"]]
 
 
 def delivered(r, tls=True):

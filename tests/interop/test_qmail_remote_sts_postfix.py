@@ -15,18 +15,17 @@ Environment: MAILTLS_QMAIL_REMOTE (the program), MAILTLS_TEST_PKI (conftest).
 import os
 import re
 import shutil
-import ssl
-import subprocess
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import RUN_TIMEOUT, must_have
-from peers import instdir, start_postfix  # noqa: F401 - fixtures
+import qmailremote
+from qmailremote import qmail_home
 import dnszone
+import mtasts_server
+from mtasts_server import PolicyServer
 
 MX_ADDR, PLAIN_ADDR, POLICY_ADDR = "127.0.0.2", "127.0.0.3", "127.0.0.10"
 NOCONN = "ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n"
@@ -40,51 +39,7 @@ ZONE = ["--mx-host=sts.test,mx.sts.test,10", f"--host-record=mx.sts.test,{MX_ADD
 
 
 def policy(mode, *mx):
-    return ("version: STSv1\r\nmode: %s\r\n%smax_age: 86400\r\n" % (mode, "".join(f"mx: {m}\r\n" for m in mx)))\
-        .encode()
-
-
-def prog():
-    p = os.environ.get("MAILTLS_QMAIL_REMOTE")
-    if not p or not os.access(p, os.X_OK):
-        pytest.fail(f"MAILTLS_QMAIL_REMOTE={p!r} is not executable; run through ctest")
-    return str(Path(p).resolve())
-
-
-class PolicyServer:
-    """https://mta-sts.<domain>/.well-known/mta-sts.txt for every domain of |bodies| (Host header)."""
-
-    def __init__(self, work):
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        self.bodies, self.requests = {}, []
-        outer = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_GET(self):
-                host = self.headers.get("Host", "")
-                outer.requests.append((host, self.path))
-                body = outer.bodies.get(host)
-                if body is None or self.path != "/.well-known/mta-sts.txt":
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *a):
-                pass
-
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(work / "policy.pem", work / "policy.key")
-        self.httpd = ThreadingHTTPServer((POLICY_ADDR, 443), H)
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    return mtasts_server.policy(mode, mx)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +49,6 @@ def world():
         import trustme
     except ImportError:
         must_have(False, "python3-trustme is not installed")
-    must_have(shutil.which("dnsmasq") or os.access("/usr/sbin/dnsmasq", os.X_OK), "dnsmasq is not installed")
     work = Path(tempfile.mkdtemp(prefix="qmr-sts-pf."))
     work.chmod(0o755)
     dnszone.enter_namespace(work)
@@ -105,19 +59,12 @@ def world():
         leaf.private_key_pem.write_to_path(str(work / f"{name}.key"))
         (work / f"{name}.pem").write_bytes(b"".join(c.bytes() for c in leaf.cert_chain_pems))
         os.chmod(work / f"{name}.key", 0o600)
-    dnsmasq = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-    dns = subprocess.Popen([dnsmasq, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-                            "--listen-address=127.0.0.1", "--bind-interfaces", "--port=53", "--pid-file=",
-                            "--user=root", *ZONE], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while dns.poll() is None and time.monotonic() < deadline and not dnszone.udp_listening("127.0.0.1", 53):
-        time.sleep(0.05)
-    pol = PolicyServer(work)
+    dns = dnszone.start_dnsmasq(ZONE)
+    pol = PolicyServer(POLICY_ADDR, work / "policy.pem", work / "policy.key")
     pol.work = work
     yield pol
     pol.stop()
-    dns.terminate()
-    dns.wait(5)
+    dnszone.end(dns)
     shutil.rmtree(work, ignore_errors=True)
 
 
@@ -128,21 +75,6 @@ def mta(world, tmp_path_factory):
     import peers
     d = Path(tempfile.mkdtemp(prefix="mailtls-peer."))
     d.chmod(0o755)
-    vmail = d / "vmail"
-    vmail.mkdir()
-    shutil.chown(vmail, user="nobody", group="nogroup")
-    for f in ("mx.pem", "mx.key"):
-        shutil.copy(world.work / f, d / f)
-
-    def services():
-        # reached through lo's 127/8 route without being interface addresses (no #5.4.6)
-        return {"smtp": 25}, [f"{MX_ADDR}:25 inet n - n - - smtpd",
-                              f"{PLAIN_ADDR}:25 inet n - n - - smtpd -o smtpd_tls_security_level=none",
-                              "virtual unix - n n - - virtual"]
-    main = ["inet_interfaces = all", f"smtpd_tls_cert_file = {d}/mx.pem", f"smtpd_tls_key_file = {d}/mx.key",
-            "virtual_mailbox_domains = sts.test, plain.test", f"virtual_mailbox_base = {vmail}",
-            "virtual_mailbox_maps = static:u/Maildir/", "virtual_uid_maps = static:65534",
-            "virtual_gid_maps = static:65534", "smtpd_tls_received_header = yes"]
     procs = ProcSet(tmp_path_factory.mktemp("postfix-logs"))
     pki = Path(os.environ["MAILTLS_TEST_PKI"]).resolve() if os.environ.get("MAILTLS_TEST_PKI") else None
     if pki is None:
@@ -152,8 +84,8 @@ def mta(world, tmp_path_factory):
         path = shutil.which(binary)
         must_have(path, f"peer binary {binary} is not installed")
         return path
-    inst = peers.start_postfix(need, procs, pki, d, main=main, services=services)
-    inst.vmail = vmail / "u" / "Maildir"
+    inst = peers.start_mx_postfix(need, procs, pki, d, world.work / "mx.pem", world.work / "mx.key",
+                                  ["sts.test", "plain.test"], MX_ADDR, PLAIN_ADDR)
     yield inst
     inst.stop()
     procs.stop_all()
@@ -161,43 +93,20 @@ def mta(world, tmp_path_factory):
 
 
 def deliver(world, tmp_path, domain):
-    q = tmp_path / "qmail"
-    (q / "control").mkdir(parents=True)
-    (q / "control" / "me").write_text("client.test.example\n")
-    (q / "control" / "timeoutremote").write_text("15\n")
-    (q / "control" / "timeoutconnect").write_text("5\n")
-    (q / "control" / "tlscafile").write_text(f"{world.work / 'ca.pem'}\n")
-    (q / "control" / "tlsmtasts").write_text("1\n")
-    (q / "control" / "dnssecanchor").write_text("")          # dnsmasq's zone is unsigned: validation off
-    for d in ("tlsrpt", "mtastscache"):
-        (q / "queue" / d).mkdir(parents=True, mode=0o700)
-    p = subprocess.run([prog(), domain, "s@client.test", f"u@{domain}"], input=MSG, capture_output=True,
-                       env={"QMAILHOME": str(q), "PATH": os.environ.get("PATH", "")}, timeout=RUN_TIMEOUT * 2)
-    assert p.returncode == 0 and p.stderr == b"", p
-    return p.stdout.decode("latin-1")
+    q = qmail_home(tmp_path / "qmail", timeoutremote=15, queue=("tlsrpt", "mtastscache"),
+                   tlscafile=f"{world.work / 'ca.pem'}\n", tlsmtasts="1\n",
+                   dnssecanchor="")          # dnsmasq's zone is unsigned: validation off
+    return qmailremote.deliver(q, domain, MSG)
 
 
 def events(tmp_path):
-    """(policy type, policy domain, MX host, result) of each event line (tlsrpt.h)."""
-    out = []
-    for f in sorted((tmp_path / "qmail" / "queue" / "tlsrpt").iterdir()):
-        for ln in f.read_text("latin-1").splitlines():
-            x = [re.sub(r"%([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), v) for v in ln.split("\t")]
-            assert len(x) == 11 and x[0] == "tlsrpt1", ln
-            out.append((x[2], x[3], x[5], x[8]))
-    return out
-
-
-ACCEPTED = re.compile(r"r\0K127\.0\.0\.2 accepted message\.\nRemote host said: 250 2\.0\.0 Ok: queued as "
-                      r"[0-9A-Za-z]+\n")
+    """(policy type, policy domain, MX host, result) of each event."""
+    return [(e["policy_type"], e["policy_domain"], e["mx_host"], e["result"])
+            for e in qmailremote.events(tmp_path / "qmail")]
 
 
 def delivered(mta, out, mark):
-    assert ACCEPTED.match(out), out
-    assert mta.wait_log(r"status=sent \(delivered to maildir\)", since=mark, timeout=RUN_TIMEOUT), mta.log(mark)
-    files = sorted((mta.vmail / "new").iterdir(), key=lambda f: f.stat().st_mtime_ns)
-    assert files and files[-1].read_bytes().endswith(MSG), files
-    return files[-1].read_text("latin-1")
+    return qmailremote.delivered(mta, out, mark, MSG)
 
 
 def test_enforce_matching_mx_delivers_verified(world, mta, tmp_path):

@@ -8,10 +8,8 @@ namespaces against dnsmasq, as test_qmail_remote_dns.py does.
 import calendar
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,7 +18,8 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from conftest import RUN_TIMEOUT, must_have  # noqa: E402
+from conftest import RUN_TIMEOUT, executable_from_env, in_namespace  # noqa: E402
+import dnszone  # noqa: E402
 
 DAY = "2026-11-27"
 T0 = calendar.timegm(time.strptime(DAY, "%Y-%m-%d"))
@@ -75,10 +74,7 @@ def recorded_day():
 
 
 def prog():
-    p = os.environ.get("MAILTLS_TLSRPT_REPORT")
-    if not p or not os.access(p, os.X_OK):
-        pytest.fail(f"MAILTLS_TLSRPT_REPORT={p!r} is not executable; run through ctest")
-    return str(Path(p).resolve())
+    return executable_from_env("MAILTLS_TLSRPT_REPORT", "tlsrpt-report")
 
 
 def run(*args, env=None):
@@ -239,44 +235,26 @@ ZONE = ["--txt-record=_smtp._tls.a.test,v=TLSRPTv1; rua=mailto:tlsrpt,@a.test",
         "--local=/test/"]
 
 
-def inside(workdir, program):
+def inside(name, workdir, program):
     work = Path(workdir)
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=RUN_TIMEOUT)
-    resolv = work / "resolv.conf"
-    resolv.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
-    subprocess.run(["mount", "--bind", str(resolv), "/etc/resolv.conf"], check=True, timeout=RUN_TIMEOUT)
-    dns = subprocess.Popen(["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-                            "--listen-address=127.0.0.1", "--bind-interfaces", "--port=53", "--pid-file=",
-                            "--user=root", *ZONE], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    dnszone.resolve_locally(work, "timeout:1 attempts:1")
+    dns = dnszone.start_dnsmasq(ZONE)
     try:
-        deadline = time.monotonic() + 10
-        while dns.poll() is None and time.monotonic() < deadline and \
-                subprocess.run(["ss", "-Hlnu", "sport = :53"], capture_output=True, text=True).stdout == "":
-            time.sleep(0.05)
         p = subprocess.run([program, "-o", "O", "-c", "a@s.test", "-d", DAY, "-l", str(work / "logs"),
                             "-w", str(work / "out"), "-r"], capture_output=True, text=True, timeout=RUN_TIMEOUT)
     finally:
-        dns.terminate()
-        dns.wait(5)
+        dnszone.end(dns)
     print(json.dumps({"rc": p.returncode, "stdout": p.stdout, "stderr": p.stderr}))
 
 
 def test_rua_lookup():
-    must_have(os.geteuid() == 0, "private namespaces (unshare -mn) need root")
-    must_have(shutil.which("dnsmasq") or os.access("/usr/sbin/dnsmasq", os.X_OK), "dnsmasq is not installed")
-    work = Path(tempfile.mkdtemp(prefix="tlsrpt."))
-    try:
+    def prepare(work):
         (work / "logs").mkdir()
         (work / "out").mkdir()
         more = [line(300, "no-policy-found", d, "mx." + d, "192.0.2.9", "", "success") for d in ("d.test", "e.test")]
         (work / "logs" / DAY).write_text("".join(more) + recorded_day(), "latin-1")   # it ends in a cut line
-        env = dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
-        p = subprocess.run(["unshare", "-mn", "/usr/bin/python3", __file__, str(work), prog()],
-                           capture_output=True, env=env, timeout=RUN_TIMEOUT * 3)
-        assert p.returncode == 0, p.stderr.decode("latin-1")
-        r = json.loads(p.stdout.decode().strip().splitlines()[-1])
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    r = in_namespace(__file__, "-mn", "rua", "tlsrpt.", [prog()], needs=("mount", "dnsmasq"),
+                     timeout=RUN_TIMEOUT * 3, prepare=prepare)
     lines = r["stdout"].splitlines()
     assert all(len(ln.split("\t")) == 3 for ln in lines), r     # no line forged by a record
     rua = {ln.split("\t")[0]: ln.split("\t")[2] for ln in lines}
@@ -288,4 +266,4 @@ def test_rua_lookup():
 
 
 if __name__ == "__main__":
-    inside(*sys.argv[1:3])
+    inside(*sys.argv[1:4])
