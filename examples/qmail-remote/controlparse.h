@@ -32,8 +32,9 @@ enum { POL_NONE, POL_MAY, POL_ENCRYPT, POL_VERIFY, POL_SECURE, POL_FINGERPRINT, 
 enum { DANE_OFF, DANE_AUTH, DANE_NOAUTH };
 /* Where a policy's level came from: a tlspolicy line or file for the
  * destination (policy_for), the defaults (tlspolicy's default line, else
- * may: policy_for), an MTA-STS policy (sts_mx, sts.h). */
-enum { ORIGIN_NAMED, ORIGIN_DEFAULT, ORIGIN_STS };
+ * may: policy_for), an MTA-STS policy (sts_mx, sts.h), or dane, from any
+ * line, left at may for want of TLSA records to go by (dane_for). */
+enum { ORIGIN_NAMED, ORIGIN_DEFAULT, ORIGIN_STS, ORIGIN_DANE_MAY };
 struct policy {
 	int level;
 	int dane;                 /* DANE_*, set per MX host by dane_for (qmail-remote.h) */

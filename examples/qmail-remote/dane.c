@@ -57,6 +57,7 @@ static int without_tlsa(const struct ip *ip, const char *addr, const char *domai
 	if (first_time(ip))
 		note_add("DANE: %s for %s [%s], TLS opportunistic (policy dane)", why, ip->name, addr);
 	p->level = POL_MAY;
+	p->origin = ORIGIN_DANE_MAY;
 	return 0;
 }
 

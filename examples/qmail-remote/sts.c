@@ -196,17 +196,20 @@ static const char *policy_string(void)
 	return ps;
 }
 
-/* The local policy is may from the defaults: MTA-STS may apply. */
-static int from_defaults(const struct policy *p)
+/* MTA-STS may apply: the local policy is may from the defaults, or may
+ * because dane had no TLSA records to go by.  A line naming the
+ * destination wins otherwise; dane asked for more than may, and DANE
+ * takes precedence only where it applies (RFC 8461 section 2). */
+static int open_to_sts(const struct policy *p)
 {
-	return p->level == POL_MAY && p->origin == ORIGIN_DEFAULT;
+	return p->level == POL_MAY && (p->origin == ORIGIN_DEFAULT || p->origin == ORIGIN_DANE_MAY);
 }
 
 int sts_mx(const char *domain, const struct ip *ip, struct policy *p)
 {
 	char addr[64];
 	(void)domain;
-	if (!have || pol.mode == MTASTS_MODE_NONE || !from_defaults(p))
+	if (!have || pol.mode == MTASTS_MODE_NONE || !open_to_sts(p))
 		return 0;
 	if (!mtasts_mx_match(&pol, ip->name)) {
 		ip_fmt(ip, addr, sizeof addr);
@@ -253,7 +256,7 @@ void sts_session(const struct ip *ip, const char *addr, const struct policy *p, 
 			snprintf(tls_failure, sizeof tls_failure, "MTA-STS (enforce, policy of %.253s): %.700s", dom, why);
 			refused++;
 		}
-	} else if (under && pol.mode == MTASTS_MODE_TESTING && from_defaults(p)) {
+	} else if (under && pol.mode == MTASTS_MODE_TESTING && open_to_sts(p)) {
 		result = r ? tlsrpt_result_type(tls_failure_code) : testing_type(tls);
 		if (strcmp(result, "success"))
 			note_add("MTA-STS (testing): %s [%s] would have failed the policy of %s (%s)", ip->name, addr,

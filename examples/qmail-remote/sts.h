@@ -8,8 +8,9 @@
  * destination reached through MX (never an smtproutes relay or an address
  * literal) whose TLS level for the MX host is "may" from the defaults
  * (no control/tlspolicy line for the host or domain, no tlshosts or
- * notlshosts file): local policy wins, and so does DANE, whose levels are
- * not "may" (RFC 8461 section 2).
+ * notlshosts file), or "may" because dane, from any line, had no TLSA
+ * records to go by: other local policy wins, and so does DANE where it
+ * applies (RFC 8461 section 2).
  *
  * The cache is the directory queue/mtastscache, used only when it exists,
  * belongs to this user and is closed to others: one file per domain slot

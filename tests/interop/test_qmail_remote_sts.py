@@ -92,8 +92,13 @@ SCENARIOS = {
     "open_cache_dir": [step(cache_mode=0o755), step(cache_mode=0o755)],
     # the cached policy refuses the MX; RFC 8461 5.1: fetched again before deferring
     "recheck": [step(body=ENFORCE_OTHER), step(body=ENFORCE_MATCH)],
-    # the default level dane with no TLSA to go by (no DNSSEC here) is may from the defaults: MTA-STS applies
+    # dane with no TLSA to go by (no DNSSEC here), from the default line or one naming the domain, is
+    # may: MTA-STS applies
     "dane_default_enforce": [step(tlspolicy=":dane\n"), step(mx_cert="wrongname", tlspolicy=":dane\n")],
+    "dane_named_enforce": [step(tlspolicy="sts.test:dane\n"),
+                           step(mx_cert="wrongname", tlspolicy="sts.test:dane\n")],
+    # a line naming the domain at may is the administrator's word: no MTA-STS
+    "named_may_mismatch": [step(body=ENFORCE_OTHER, tlspolicy="sts.test:may\n")],
     "dane_default_no_record": [step(txt=(), body=ENFORCE_OTHER, tlspolicy=":dane\n")],
 }
 
@@ -434,10 +439,11 @@ def test_recheck_before_deferring_finds_the_new_policy():
 DANE_MAY = "DANE: address records not DNSSEC-validated for mx.sts.test [127.0.0.2], TLS opportunistic (policy dane)"
 
 
-def test_dane_without_tlsa_comes_under_mta_sts():
-    """The default level dane finds no DNSSEC here: may from the defaults, so the enforce policy
-    applies, and each attempt is one sts event (no tlsa one: no DANE policy applied)."""
-    r1, r2 = scenario("dane_default_enforce")
+@pytest.mark.parametrize("line", ["default", "named"])
+def test_dane_without_tlsa_comes_under_mta_sts(line):
+    """dane, from the default line or from one naming the domain, finds no DNSSEC here: may, so the
+    enforce policy applies, and each attempt is one sts event (no tlsa one: no DANE policy applied)."""
+    r1, r2 = scenario(f"dane_{line}_enforce")
     delivered(r1)
     assert DANE_MAY in r1["report"] and "Verified peer mx.sts.test" in r1["report"], r1
     assert [(e["policy_type"], e["result"]) for e in events(r1)] == [("sts", "success")], r1
@@ -446,6 +452,14 @@ def test_dane_without_tlsa_comes_under_mta_sts():
     assert "MTA-STS (enforce, policy of sts.test): TLS certificate verification failed with mx.sts.test" \
         in r2["report"], r2
     assert [(e["policy_type"], e["result"]) for e in events(r2)] == [("sts", "certificate-host-mismatch")], r2
+
+
+def test_named_may_line_keeps_mta_sts_out():
+    """sts.test:may in tlspolicy: the enforce policy that refuses the MX is not applied."""
+    (r,) = scenario("named_may_mismatch")
+    delivered(r)
+    assert "MTA-STS" not in r["report"], r
+    assert [e["policy_type"] for e in events(r)] == [], r
 
 
 def test_dane_without_tlsa_or_mta_sts_is_no_policy_found():
