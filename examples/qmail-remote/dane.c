@@ -10,6 +10,7 @@
 
 static struct tlsa_rrs rrs;   /* the records of the MX host being tried */
 static int found;             /* rrs holds that host's validated records */
+static const char *base;      /* the name they were looked up at */
 
 /* mailtls_set_dane's rule (mailtls.h): usage DANE-TA(2) or DANE-EE(3),
  * selector 0 or 1, matching type 0 with data, 1 with 32 bytes or 2 with
@@ -64,7 +65,7 @@ static int without_tlsa(const struct ip *ip, const char *addr, const char *domai
 int dane_for(const struct ip *ip, unsigned port, const char *domain, struct policy *p)
 {
 	char addr[64];
-	int i, n = 0;
+	int i, n = 0, t;
 	if (p->level != POL_DANE && p->level != POL_DANE_ONLY)
 		return 0;
 	ip_fmt(ip, addr, sizeof addr);
@@ -74,16 +75,25 @@ int dane_for(const struct ip *ip, unsigned port, const char *domain, struct poli
 	 * the names checked, section 3.2.2); otherwise no DANE for it */
 	if (!ip->addrsecure)
 		return without_tlsa(ip, addr, domain, p, "address records not DNSSEC-validated");
-	switch (dns_tlsa(ip->name, port, &rrs)) {
+	/* section 2.2.2: an alias first at the name its CNAMEs lead to (the
+	 * chain validated with the addresses); only where nothing validated
+	 * is found there, at the MX host name itself */
+	base = ip->canon[0] ? ip->canon : ip->name;
+	t = dns_tlsa(base, port, &rrs);
+	if (base != ip->name && (t == TLSA_NONE || t == TLSA_INSECURE)) {
+		base = ip->name;
+		t = dns_tlsa(base, port, &rrs);
+	}
+	switch (t) {
 	case TLSA_BOGUS:
 		snprintf(tls_failure, sizeof tls_failure,
 		    "DANE: TLSA lookup bogus (DNSSEC validation failed) for _%u._tcp.%s [%s], not used (policy %s)",
-		    port, ip->name, addr, policy_names[p->level]);
+		    port, base, addr, policy_names[p->level]);
 		tlsrpt_event(TLSRPT_POLICY_TLSA, domain, domain, ip->name, addr, "dnssec-invalid", tls_failure);
 		return -1;
 	case TLSA_SOFT:
 		snprintf(tls_failure, sizeof tls_failure,
-		    "DANE: TLSA lookup failed temporarily for _%u._tcp.%s [%s], not used (policy %s)", port, ip->name,
+		    "DANE: TLSA lookup failed temporarily for _%u._tcp.%s [%s], not used (policy %s)", port, base,
 		    addr, policy_names[p->level]);
 		tlsrpt_event(TLSRPT_POLICY_TLSA, domain, domain, ip->name, addr, "dnssec-invalid", tls_failure);
 		return -1;
@@ -115,6 +125,11 @@ int dane_for(const struct ip *ip, unsigned port, const char *domain, struct poli
 const struct tlsa_rrs *dane_records(void)
 {
 	return &rrs;
+}
+
+const char *dane_base(void)
+{
+	return base;
 }
 
 const char *dane_policy_text(void)

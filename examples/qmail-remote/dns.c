@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unbound.h>
 #include <unistd.h>
@@ -184,6 +185,22 @@ static int wire_name(const unsigned char *rd, size_t len, char *dst, size_t n)
 
 /* ------------------------------------------------------------ addresses */
 
+/* |canon| (unbound's canonical name of an answer for |host|, with or
+ * without the final dot) into |out| when CNAMEs led there, else "". */
+static void alias_end(const char *canon, const char *host, char *out, size_t n)
+{
+	size_t len = canon ? strlen(canon) : 0, hl = strlen(host);
+	out[0] = 0;
+	if (len && canon[len - 1] == '.')
+		len--;
+	if (hl && host[hl - 1] == '.')
+		hl--;
+	if (!len || len >= n || (len == hl && !strncasecmp(canon, host, len)))
+		return;
+	memcpy(out, canon, len);
+	out[len] = 0;
+}
+
 static int dns_ip_sec(const char *host, struct ip *ips, int max, int pref, int mxsecure)
 {
 	static const int types[2] = { ns_t_a, ns_t_aaaa };
@@ -218,6 +235,8 @@ static int dns_ip_sec(const char *host, struct ip *ips, int max, int pref, int m
 			ips[n].addrsecure = secure;
 			ips[n].secure = secure && mxsecure;
 			snprintf(ips[n].name, sizeof ips[n].name, "%s", host);
+			if (secure)
+				alias_end(r->canonname, host, ips[n].canon, sizeof ips[n].canon);
 			n++;
 		}
 		ub_resolve_free(r);

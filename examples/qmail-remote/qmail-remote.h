@@ -78,6 +78,7 @@ struct ip {
 	unsigned char a[16];
 	int pref;
 	char name[256];           /* the MX host name (or the address text for literals) */
+	char canon[256];          /* the name a validated CNAME chain from name led to ("" none) */
 	int secure;               /* 1: the MX and address records were DNSSEC-validated */
 	int addrsecure;           /* 1: the address records were (the MX records may not have been) */
 };
@@ -143,12 +144,17 @@ int tcp_connect(const struct ip *ip, unsigned port, int secs);
  * or, dane without TLSA to go by, turns |p| into may (noted in the report).
  * Returns 0, or -1 when this MX must not be used (tls_failure says why:
  * a bogus or failed TLSA lookup; dane-only without usable records).
- * dane_records: the records dane_for found, for the handshake;
+ * A host name that is an alias (ip->canon) has its records looked up at
+ * the name the aliases lead to first, then at its own (RFC 7672 section
+ * 2.2.2).  dane_records: the records dane_for found, for the handshake;
+ * dane_base: the name they were found at (the TLSA base domain, a name
+ * the certificate may carry, RFC 7672 section 3.2.2);
  * dane_policy_text: the same in presentation form ("3 1 1 HEX" lines,
  * RFC 8460's policy-string of a tlsa policy), or NULL when none were found
  * or they would not fit an event line. */
 int dane_for(const struct ip *ip, unsigned port, const char *domain, struct policy *p);
 const struct tlsa_rrs *dane_records(void);
+const char *dane_base(void);
 const char *dane_policy_text(void);
 
 /* tcpto.c: queue/lock/tcpto.  tcpto_skip: 1 when |ip| timed out often and

@@ -199,7 +199,12 @@ static int set_names(struct mailtls *s, const struct ip *ip, const struct policy
 	size_t k = 0;
 	if (p->dane) {
 		const struct tlsa_rrs *r = dane_records();
-		names[k++] = ip->name;
+		/* RFC 7672 section 3.2.2: the TLSA base domain, the MX host name
+		 * (they differ for an alias), the domain when its MX records
+		 * were validated */
+		names[k++] = dane_base();
+		if (strcasecmp(dane_base(), ip->name))
+			names[k++] = ip->name;
 		if (ip->secure && strcasecmp(domain, ip->name))
 			names[k++] = domain;
 		return mailtls_set_dane(s, r->rec, (size_t)r->n, names, k) < 0 ? -1 : 0;

@@ -24,6 +24,10 @@ the MX names, issued by a CA of this module and sent with it (leaf, CA).
   other.insec.dane.example  mx311          an insecure MX record, a secure MX host
   named2.insec.dane.example mxtawrong      the same, the certificate naming the domain only
   insec.dane.example    mx.insec (unsigned) TLSA 3 1 1 of another key, insecure: must be ignored
+  alias.dane.example    mxalias CNAME mx311   none at mxalias: mx311's found at the alias's end
+  alias2.dane.example   mxalias2 CNAME mxnotlsa  TLSA 3 1 1 (the leaf's key) at mxalias2 only
+  alias3.dane.example   mxalias3 CNAME mxbad  TLSA 3 1 1 (the leaf's key) at mxalias3, mxbad's another key
+  alias4.dane.example   mxalias4 CNAME mx201  none at mxalias4 (which the certificate does not name)
 
 Each case delivers (and Postfix's Maildir holds the message, its log the TLS session) or
 is refused with the exact report and no MAIL FROM reaching Postfix (no connection at all
@@ -53,7 +57,8 @@ NOCONN = b"ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n"
 MSG = (b"From: s@client.test\nSubject: DANE\nDate: Sat, 28 Nov 2026 04:00:00 +0000\n"
        b"Message-ID: <dane@client.test>\n\nbody\n")
 DOMAINS = ["good311", "good201", "mismatch", "unusable", "bogus", "servfail", "notlsa", "insec", "tawrong",
-           "nostarttls", "nomx", "twomx", "bogusaddr", "named", "other.insec", "named2.insec"]
+           "nostarttls", "nomx", "twomx", "bogusaddr", "named", "other.insec", "named2.insec",
+           "alias", "alias2", "alias3", "alias4"]
 
 
 
@@ -121,6 +126,9 @@ def world():
              "twomx MX 10 mxbogus", "twomx MX 20 mx311",
              "bogusaddr MX 10 mxbogusa", f"mxbogusa A {MX_ADDR}",
              "named MX 10 mxtawrong"]
+    for i, target in (("", "mx311"), ("2", "mxnotlsa"), ("3", "mxbad"), ("4", "mx201")):
+        recs += [f"alias{i} MX 10 mxalias{i}", f"mxalias{i} CNAME {target}"]
+    recs += [f"_25._tcp.mxalias2 TLSA 3 1 1 {good}", f"_25._tcp.mxalias3 TLSA 3 1 1 {good}"]
     recs += [f"_25._tcp.mx311 TLSA 3 1 1 {good}", f"_25._tcp.mx201 TLSA 2 0 1 {ta}",
              f"_25._tcp.mxbad TLSA 3 1 1 {wrong}",
              f"_25._tcp.mxunus TLSA 0 0 1 {ta}", f"_25._tcp.mxunus TLSA 1 1 1 {good}",
@@ -304,6 +312,35 @@ def test_without_tlsa_dane_only_refuses(world, mta, tmp_path, dom, mx, why):
     refused(world, mta, tmp_path, dom, "dane-only", f"DANE: {why} for {mx}.dane.example [127.0.0.2], "
             "not used (policy dane-only)", connected=False)
     assert [(e[0], e[3]) for e in events(tmp_path)] == [("tlsa", "dane-required")]
+
+
+# --------------------------------------------------------------------------- an MX host that is an alias
+
+@pytest.mark.parametrize("n,rec,how", [
+    ("", "3 1 1 {good}", "DANE TLSA 3 1 1, the certificate itself"),
+    ("2", "3 1 1 {good}", "DANE TLSA 3 1 1, the certificate itself"),
+    ("4", "2 0 1 {ta}", "DANE TLSA 2 0 1, trust anchor in the chain")])
+def test_alias_mx_tlsa_at_the_alias_end_then_at_the_name(world, mta, tmp_path, n, rec, how):
+    """RFC 7672 2.2.2: mxalias leads (validated CNAME) to mx311, whose TLSA is used; mxalias2 leads
+    to a host without TLSA, so its own is; mxalias4's end mx201 has 2 0 1 and is the name the
+    certificate must carry (section 3.2.2): the certificate does not name mxalias4."""
+    mark = len(mta.log())
+    out = deliver(world, tmp_path, f"alias{n}", "dane-only")
+    delivered(mta, out, mark)
+    assert re.fullmatch(rf"TLS: TLSv1\.3 TLS_\w+, Verified peer mxalias{n}\.dane\.example \({re.escape(how)}\)",
+                        tls_line(out)), out
+    rec = rec.format(**{k: v for k, v in world.digests.items()})
+    assert tlsa_events(tmp_path) == [("tlsa", f"alias{n}.dane.example", f"mxalias{n}.dane.example", "success",
+                                      rec)]
+
+
+def test_alias_mx_records_at_the_alias_end_decide(world, mta, tmp_path):
+    """mxalias3's end mxbad has TLSA records (another key): they decide, and the leaf's key
+    published at mxalias3 itself is not looked at."""
+    refused(world, mta, tmp_path, "alias3", "dane", "TLS certificate verification failed with "
+            "mxalias3.dane.example [127.0.0.2] (policy dane): TLS handshake after STARTTLS: DANE: TLSA mismatch: "
+            "no usable record matches the server's chain (verify-dane)", connected=True)
+    assert [e[3] for e in tlsa_events(tmp_path)] == ["tlsa-invalid"]
 
 
 # --------------------------------------------------------------------------- more of RFC 7672 section 2.2
