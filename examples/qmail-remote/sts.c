@@ -196,13 +196,15 @@ static const char *policy_string(void)
 	return ps;
 }
 
-/* MTA-STS may apply: the local policy is may from the defaults, or may
- * because dane had no TLSA records to go by.  A line naming the
- * destination wins otherwise; dane asked for more than may, and DANE
- * takes precedence only where it applies (RFC 8461 section 2). */
+/* MTA-STS may apply: the local policy is may or encrypt from the
+ * defaults (neither authenticates), or may because dane had no TLSA
+ * records to go by.  A line naming the destination wins otherwise; dane
+ * asked for more than may, and DANE takes precedence only where it
+ * applies (RFC 8461 section 2). */
 static int open_to_sts(const struct policy *p)
 {
-	return p->level == POL_MAY && (p->origin == ORIGIN_DEFAULT || p->origin == ORIGIN_DANE_MAY);
+	return (p->level == POL_MAY || p->level == POL_ENCRYPT) &&
+	    (p->origin == ORIGIN_DEFAULT || p->origin == ORIGIN_DANE_MAY);
 }
 
 int sts_mx(const char *domain, const struct ip *ip, struct policy *p)

@@ -6,9 +6,9 @@
  * Switched on by control/tlsmtasts (first line "1"; missing or "0": off,
  * anything else: "Unable to read control files").  It applies to a
  * destination reached through MX (never an smtproutes relay or an address
- * literal) whose TLS level for the MX host is "may" from the defaults
- * (no control/tlspolicy line for the host or domain, no tlshosts or
- * notlshosts file), or "may" because dane, from any line, had no TLSA
+ * literal) whose TLS level for the MX host is "may" or "encrypt" from
+ * the defaults (no control/tlspolicy line for the host or domain, no
+ * tlshosts or notlshosts file), or "may" because dane, from any line, had no TLSA
  * records to go by: other local policy wins, and so does DANE where it
  * applies (RFC 8461 section 2).
  *

@@ -97,6 +97,8 @@ SCENARIOS = {
     "dane_default_enforce": [step(tlspolicy=":dane\n"), step(mx_cert="wrongname", tlspolicy=":dane\n")],
     "dane_named_enforce": [step(tlspolicy="sts.test:dane\n"),
                            step(mx_cert="wrongname", tlspolicy="sts.test:dane\n")],
+    # the default line at encrypt authenticates nothing either: MTA-STS applies
+    "encrypt_default_enforce": [step(tlspolicy=":encrypt\n"), step(mx_cert="wrongname", tlspolicy=":encrypt\n")],
     # a line naming the domain at may is the administrator's word: no MTA-STS
     "named_may_mismatch": [step(body=ENFORCE_OTHER, tlspolicy="sts.test:may\n")],
     "dane_default_no_record": [step(txt=(), body=ENFORCE_OTHER, tlspolicy=":dane\n")],
@@ -437,6 +439,19 @@ def test_recheck_before_deferring_finds_the_new_policy():
 
 
 DANE_MAY = "DANE: address records not DNSSEC-validated for mx.sts.test [127.0.0.2], TLS opportunistic (policy dane)"
+
+
+def test_default_encrypt_comes_under_mta_sts():
+    """:encrypt in tlspolicy: the enforce policy raises the MX to verify, so a certificate for
+    another name, which encrypt alone would take, is refused."""
+    r1, r2 = scenario("encrypt_default_enforce")
+    delivered(r1)
+    assert "Verified peer mx.sts.test" in r1["report"], r1
+    assert [(e["policy_type"], e["result"]) for e in events(r1)] == [("sts", "success")], r1
+    deferred(r2)
+    assert "MTA-STS (enforce, policy of sts.test): TLS certificate verification failed with mx.sts.test" \
+        in r2["report"], r2
+    assert [(e["policy_type"], e["result"]) for e in events(r2)] == [("sts", "certificate-host-mismatch")], r2
 
 
 @pytest.mark.parametrize("line", ["default", "named"])
