@@ -57,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(text, f.p, len);
 	text[len] = 0;
 	control_split(text, len);
-	for (i = 0; i < len; i++) {
+	for (i = 0; i <= len; i++) {   /* text[len], the last line's end, too */
 		FUZZ_CHECK(text[i] != '\n', "newline left at %zu", i);
 		if (!text[i] && i > 0)
 			FUZZ_CHECK(text[i - 1] == 0 || (text[i - 1] != '\r' && text[i - 1] != ' ' && text[i - 1] != '\t'),

@@ -15,10 +15,13 @@
  * accepted exactly when the values are within their bounds, hold no NUL,
  * the policy type is one of three, the policy domain is not empty and the
  * result is known, and then it gives those values back.  The report of an
- * accepted event is a JSON text with no raw control byte but LF, whose
- * strings hold none of the event's bytes unescaped that JSON forbids.
+ * accepted event is a JSON text whose strings are closed, hold no raw
+ * control byte and only escapes JSON knows, and whose brackets balance.
  * ISC license: see LICENSE.
  */
+#include <ctype.h>
+#include <string.h>
+
 #include "eventline.h"
 #include "fuzz.h"
 #include "report.h"
@@ -69,6 +72,48 @@ static size_t encode(char *out, const struct event *e)
 	return k;
 }
 
+/* RFC 8259 as far as strings and nesting go: every string closed, no
+ * byte below 0x20 or above 0x7e inside one, every escape one JSON knows,
+ * brackets balanced; outside strings, printable ASCII and LF only, a
+ * string opened only after { [ , or : and followed only by , : } or ]
+ * (an unescaped quote inside a value breaks one or the other). */
+static void json_syntax(const char *s, size_t len)
+{
+	int depth = 0, in = 0;
+	char last = 0;   /* the last byte outside strings and blanks; '"' after a string */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		FUZZ_CHECK((c >= 0x20 && c < 0x7f) || (!in && c == '\n'), "raw byte 0x%02x in the JSON at %zu", c, i);
+		if (!in && c != ' ' && c != '\n') {
+			FUZZ_CHECK(last != '"' || strchr(",:}]", c), "%c after a string at %zu", c, i);
+			FUZZ_CHECK(c != '"' || (last && strchr("{[,:", last)), "a string after %c at %zu", last, i);
+		}
+		if (in && c == '\\') {
+			FUZZ_CHECK(i + 1 < len && s[i + 1] && strchr("\"\\/bfnrtu", s[i + 1]), "bad escape at %zu", i);
+			if (s[++i] == 'u') {
+				for (int k = 1; k <= 4; k++)
+					FUZZ_CHECK(i + k < len && isxdigit((unsigned char)s[i + k]), "bad \\u escape at %zu", i);
+				i += 4;
+			}
+		} else if (c == '"') {
+			in = !in;
+			last = '"';
+		} else if (in) {
+			continue;
+		} else if (c != ' ' && c != '\n') {
+			last = (char)c;
+		}
+		if (in || c == '"') {
+			continue;
+		} else if (c == '{' || c == '[') {
+			depth++;
+		} else if (c == '}' || c == ']') {
+			FUZZ_CHECK(--depth >= 0, "unbalanced %c at %zu", c, i);
+		}
+	}
+	FUZZ_CHECK(!in && depth == 0, "a string or bracket left open");
+}
+
 static void json_check(const struct event *e)
 {
 	struct report *r = report_new();
@@ -84,9 +129,7 @@ static void json_check(const struct event *e)
 	FUZZ_CHECK(report_write(f, r, e->policy_domain, &m) == 0, "report_write failed");
 	fclose(f);
 	FUZZ_CHECK(len > 2 && buf[0] == '{' && buf[len - 2] == '}', "not a JSON object");
-	for (size_t i = 0; i < len; i++)
-		FUZZ_CHECK(((unsigned char)buf[i] >= 0x20 && (unsigned char)buf[i] < 0x7f) || buf[i] == '\n',
-		    "raw byte 0x%02x in the JSON at %zu", (unsigned char)buf[i], i);
+	json_syntax(buf, len);
 	free(buf);
 	report_free(r);
 }

@@ -217,7 +217,7 @@ def start_dnsmasq(records, log=None):
     """dnsmasq (Debian's dnsmasq-base) answering on 127.0.0.1:53 from |records|, its
     options (--mx-host=..., --txt-record=...), nothing forwarded unless they say so;
     with |log| (a file open for writing) every query logged there.  Returns the Popen
-    once it listens, or has ended; stop it with end()."""
+    once it listens (RuntimeError when it does not); stop it with end()."""
     dnsmasq = shutil.which("dnsmasq", path=os.environ.get("PATH", "") + SBIN)
     must_have(dnsmasq, "dnsmasq is not installed (Debian's dnsmasq-base)")
     logging = ["--log-queries", "--log-facility=-"] if log else []
@@ -228,6 +228,9 @@ def start_dnsmasq(records, log=None):
     deadline = time.monotonic() + START_TIMEOUT
     while p.poll() is None and time.monotonic() < deadline and not udp_listening("127.0.0.1", 53):
         time.sleep(0.05)
+    if p.poll() is not None or not udp_listening("127.0.0.1", 53):
+        end(p)
+        raise RuntimeError(f"dnsmasq does not answer on 127.0.0.1:53 (exit status {p.returncode})")
     return p
 
 

@@ -122,9 +122,15 @@ class Server:
             raise AssertionError(f"scripted server, connection {n}: {e!r}; lines: {self.lines}") from e
 
 
-def mail_tail(s, final="250 ok\r\n"):
-    """MAIL, RCPT, DATA, the message, the final reply, QUIT."""
-    s.expect("MAIL FROM:", "250 ok\r\n")
+def mail_tail(s, final="250 ok\r\n", may_quit=False):
+    """MAIL, RCPT, DATA, the message, the final reply, QUIT; |may_quit|: a client that
+    QUITs instead of MAIL is answered and let go."""
+    ln = s.line()
+    if may_quit and ln.upper() == "QUIT":
+        s.send("221 bye\r\n")
+        return
+    assert ln.upper().startswith("MAIL FROM:"), ln
+    s.send("250 ok\r\n")
     s.expect("RCPT TO:", "250 ok\r\n")
     s.expect("DATA", "354 go\r\n")
     s.read_data()

@@ -132,7 +132,7 @@ def inside(name, workdir, prog):
                     socket.create_connection((a, 25), timeout=2).close()
                 except OSError:
                     pass
-            s.t.join(RUN_TIMEOUT)
+            s.join()
             result["servers"][a] = s.lines
     finally:
         dnszone.end(dns)
@@ -142,10 +142,12 @@ def inside(name, workdir, prog):
 
 
 def start_server(Server, handler, addr):
-    """test_qmail_remote.Server on |addr|:25 (it binds 127.0.0.1:0; here the address is given)."""
+    """test_qmail_remote.Server on |addr|:25 (it binds 127.0.0.1:0; here the address is given);
+    .ports holds the client port of each connection it took."""
     import socket
 
     def tolerant(s):
+        s.ports.append(s.sock.getpeername()[1])
         try:
             handler(s)
         except (EOFError, OSError):
@@ -158,7 +160,7 @@ def start_server(Server, handler, addr):
     s.lsock.listen(2)
     s.lsock.settimeout(RUN_TIMEOUT)
     s.port = 25
-    s.lines, s.data, s.tls, s.errors = [], b"", False, []
+    s.lines, s.data, s.tls, s.errors, s.ports = [], b"", False, [], []
     s.t = threading.Thread(target=s.run, daemon=True)
     s.t.start()
     return s

@@ -1042,6 +1042,7 @@ static void resumption_checks(int max)
 		resume(&k, sc, none, "localhost", sess, len);
 		CHECK_EQ(k.cr, -1);
 		CHECK_EQ(k.cerr, MAILTLS_E_VERIFY_PIN);
+		CHECK_EQ(mailtls_session_reused(k.c), 1);
 		tu_conn_close(&k);
 		mailtls_config_free(none);
 	}
@@ -1125,14 +1126,23 @@ static void test_resumption_garbage(void)
 	mailtls_config_free(cc);
 }
 
-/* A server requiring client certificates verifies a resumed client again. */
+/* A server requiring client certificates resumes a verified client's
+ * session with the client's certificate facts (subject, verdict), and
+ * verifies it again: a server of the same tickets that no longer trusts
+ * the client's CA refuses the resumed session. */
 static void test_resumption_client_cert(void)
 {
 	struct mailtls_config *sc = cert_server(MAILTLS_VERIFY_REQUIRE);
+	struct mailtls_config *other = tu_server_config("server-ec.pem", "server-ec.key");
 	struct mailtls_config *cc = cert_client("client.pem", "client.key");
-	unsigned char *sess;
+	unsigned char keys[48], *sess;
 	size_t len;
 	struct tu_conn k;
+	tu_fill_random(keys, sizeof keys, 7);
+	CHECK_CFG_OK(sc, mailtls_config_set_ticket_keys(sc, keys, sizeof keys));
+	CHECK_CFG_OK(other, mailtls_config_set_ticket_keys(other, keys, sizeof keys));
+	CHECK_CFG_OK(other, mailtls_config_set_ca(other, pki("unknown-ca.pem"), NULL));
+	CHECK_CFG_OK(other, mailtls_config_set_verify(other, MAILTLS_VERIFY_REQUIRE));
 	sess = first_session(sc, cc, "localhost", "TLSv1.3", &len);
 	resume(&k, sc, cc, "localhost", sess, len);
 	EXPECT_HS_OK(&k);
@@ -1140,8 +1150,18 @@ static void test_resumption_client_cert(void)
 	CHECK_EQ(mailtls_peer_verified(k.s), 1);
 	CHECK_STR(mailtls_peer_subject(k.s), "CN=client.test.example");
 	tu_conn_close(&k);
+
+	resume(&k, other, cc, "localhost", sess, len);
+	fprintf(stderr, "   client CA no longer trusted: server %d [%s] %s, reused %d\n", k.sr,
+	    mailtls_errcode_name(k.serr), mailtls_error(k.s), mailtls_session_reused(k.s));
+	CHECK_EQ(k.sr, -1);
+	CHECK_EQ(k.serr, MAILTLS_E_VERIFY_UNTRUSTED);
+	CHECK_EQ(mailtls_session_reused(k.s), 1);
+	CHECK_EQ(mailtls_peer_verified(k.s), 0);
+	tu_conn_close(&k);
 	free(sess);
 	mailtls_config_free(sc);
+	mailtls_config_free(other);
 	mailtls_config_free(cc);
 }
 
