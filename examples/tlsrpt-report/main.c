@@ -21,6 +21,7 @@
 #define EXIT_TEMP 111
 #define LINE_LIMIT 65536
 
+static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
 	fputs("usage: tlsrpt-report -o organization -c contact [-s sender-domain] [-d YYYY-MM-DD] [-l logdir]"
@@ -28,6 +29,7 @@ static void usage(void)
 	exit(EXIT_USAGE);
 }
 
+static void temp(const char *what, const char *name) __attribute__((noreturn));
 static void temp(const char *what, const char *name)
 {
 	fprintf(stderr, "tlsrpt-report: %s %s: %s\n", what, name, strerror(errno));
@@ -226,8 +228,12 @@ int main(int argc, char **argv)
 		}
 		snprintf(tmp, sizeof tmp, "%s.tmp%ld", file, (long)getpid());
 		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-		if (fd < 0 || !(f = fdopen(fd, "w")))
+		if (fd < 0)
 			temp("cannot write", tmp);
+		if (!(f = fdopen(fd, "w"))) {
+			unlink(tmp);
+			temp("cannot write", tmp);
+		}
 		if (report_write(f, r, dom, &m) < 0 || fsync(fd) < 0) {
 			unlink(tmp);
 			temp("cannot write", tmp);
